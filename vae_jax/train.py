@@ -1,0 +1,315 @@
+"""Training and evaluation of PCA, autoencoders and VAEs: `train_and_evaluate(config, workdir)`.
+
+Design (see README, "Training"):
+- The training set lives on the device. One epoch is one compiled program: `lax.scan`
+  over its batches (``config.fused_epoch``), or one jitted call per step otherwise.
+- The step ``(state, batch, rng) -> (state, metrics)`` is pure; its key is
+  ``fold_in(train_key, step)`` and the epoch's order is ``permutation(fold_in(data_key,
+  epoch))``, so a resumed run draws exactly the randomness of an uninterrupted one.
+- Metrics stay on the device until the end of the epoch (one host transfer per epoch).
+- Non-finite gradients never reach the parameters (`optax.apply_if_finite`); with
+  ``config.nonfinite='stop'`` the run stops before the next checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers
+from flax.training import train_state
+
+from vae_jax import checkpoints, data, figures, models, objectives, validation
+from vae_jax import pca as pca_lib
+
+# Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
+# skip always, so this is effectively unbounded.
+_MAX_SKIPPED_STEPS = 2**30
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss or gradient and ``config.nonfinite='stop'``."""
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The run's independent keys: ``init``, ``train`` (per step), ``data`` (per epoch), ``eval``."""
+    return dict(zip(("init", "train", "data", "eval"), jax.random.split(jax.random.key(seed), 4)))
+
+
+def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransformation:
+    """Adam with a constant or cosine learning rate (optional linear warm-up), skipping
+    updates whose gradients are not finite."""
+    peak, warmup = optimizer_config.learning_rate, optimizer_config.warmup_steps
+    if optimizer_config.schedule == "cosine":
+        learning_rate = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1))
+    elif warmup:
+        learning_rate = optax.warmup_constant_schedule(0.0, peak, warmup)
+    else:
+        learning_rate = peak
+    return optax.apply_if_finite(optax.adam(learning_rate), max_consecutive_errors=_MAX_SKIPPED_STEPS)
+
+
+def create_train_state(model, image_shape, tx, init_key: jax.Array) -> train_state.TrainState:
+    """Initial parameters and optimiser state."""
+    dummy = jnp.zeros((1, *image_shape), jnp.float32)
+    args = (dummy, init_key) if isinstance(model, models.VAE) else (dummy,)
+    params = model.init(init_key, *args)
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def make_train_step(fns: objectives.ModelFns, *, dynamic_binarization: bool):
+    """The pure step ``(state, batch, rng) -> (state, metrics)``; metrics are batch means."""
+
+    def train_step(state, batch, rng):
+        if dynamic_binarization:
+            binarize_key, rng = jax.random.split(rng)
+            batch = jax.random.bernoulli(binarize_key, batch).astype(batch.dtype)
+
+        def mean_loss(params):
+            metrics = fns.per_example_metrics(params, batch, rng)
+            return jnp.mean(metrics["loss"]), metrics
+
+        grads, metrics = jax.grad(mean_loss, has_aux=True)(state.params)
+        return state.apply_gradients(grads=grads), jax.tree.map(jnp.mean, metrics)
+
+    return train_step
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def epoch_order(data_key: jax.Array, epoch: int, num_examples: int, batch_size: int) -> jax.Array:
+    """``[steps, batch_size]`` example indices of one epoch (the remainder is dropped)."""
+    steps = num_examples // batch_size
+    permutation = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+    return permutation[: steps * batch_size].reshape(steps, batch_size)
+
+
+def make_train_epoch(train_step, *, fused: bool):
+    """``(state, images, order, train_key) -> (state, mean metrics)`` for one epoch.
+
+    Fused: a single compiled `lax.scan` over the epoch's batches. Unfused: one jitted call
+    per step, metrics summed on the device. The state's buffers are donated either way.
+    """
+
+    def step_at(state, images, indices, train_key):
+        return train_step(state, images[indices], jax.random.fold_in(train_key, state.step))
+
+    if fused:
+        @functools.partial(jax.jit, donate_argnums=0)
+        def fused_epoch(state, images, order, train_key):
+            state, metrics = jax.lax.scan(lambda s, idx: step_at(s, images, idx, train_key), state, order)
+            return state, jax.tree.map(jnp.mean, metrics)
+
+        return fused_epoch
+
+    jitted_step = jax.jit(step_at, donate_argnums=0)
+
+    def stepwise_epoch(state, images, order, train_key):
+        totals = None
+        for indices in order:
+            state, metrics = jitted_step(state, images, indices, train_key)
+            totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+        return state, jax.tree.map(lambda total: total / len(order), totals)
+
+    return stepwise_epoch
+
+
+def make_evaluate(fns: objectives.ModelFns, batch_size: int):
+    """``(params, images, key) -> {metric: mean over images}`` in fixed-size jitted chunks.
+
+    The last chunk is padded and masked, so every chunk reuses one compiled program.
+    """
+
+    @jax.jit
+    def chunk_sums(params, chunk, mask, key):
+        metrics = fns.per_example_metrics(params, chunk, key)
+        return {name: jnp.sum(jnp.where(mask, value, 0.0)) for name, value in metrics.items()}
+
+    def evaluate(params, images, key) -> dict[str, float]:
+        size = min(batch_size, len(images))
+        totals = None
+        for start in range(0, len(images), size):
+            chunk = images[start:start + size]
+            mask = np.arange(size) < len(chunk)
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            sums = chunk_sums(params, chunk, mask, jax.random.fold_in(key, start))
+            totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        return {name: float(total) / len(images) for name, total in totals.items()}
+
+    return evaluate
+
+
+class MetricsLog:
+    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only."""
+
+    def __init__(self, workdir: str):
+        self.active = jax.process_index() == 0
+        self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.active)
+        self.path = os.path.join(workdir, "metrics.jsonl")
+
+    def write(self, step: int, split: str, metrics: dict[str, float], **extra) -> None:
+        self.writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
+        if self.active:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
+    """Trains an AE or VAE for ``config.num_epochs`` epochs, resuming from the workdir."""
+    keys = run_keys(config.seed)
+    train_images = jnp.asarray(splits["train"].images)
+    test_images = splits["test"].images
+    num_train = len(train_images)
+    steps_per_epoch = num_train // config.batch_size
+    total_steps = steps_per_epoch * config.num_epochs
+    tx = make_optimizer(config.optimizer, total_steps)
+    state = create_train_state(model, train_images.shape[1:], tx, keys["init"])
+    logging.info("Model %s with %d parameters; %d steps of %d examples per epoch.", type(model).__name__,
+                 sum(leaf.size for leaf in jax.tree.leaves(state.params)), steps_per_epoch, config.batch_size)
+
+    manager = checkpoints.open_manager(workdir)
+    restored = checkpoints.restore_latest(manager, state)
+    if restored is not None:
+        state = restored
+        logging.info("Resuming from the checkpoint at step %d in %s.", int(state.step), manager.directory)
+    train_step = make_train_step(fns, dynamic_binarization=config.data.binarize == "dynamic")
+    train_epoch = make_train_epoch(train_step, fused=config.fused_epoch)
+    evaluate = make_evaluate(fns, config.eval_batch_size)
+
+    start_epoch = int(state.step) // steps_per_epoch
+    skipped_before = int(state.opt_state.total_notfinite)
+    run_start = time.perf_counter()
+    for epoch in range(start_epoch, config.num_epochs):
+        epoch_start = time.perf_counter()
+        order = epoch_order(keys["data"], epoch, num_train, config.batch_size)
+        state, train_metrics = train_epoch(state, train_images, order, keys["train"])
+        train_metrics = {name: float(value) for name, value in jax.device_get(train_metrics).items()}
+        seconds = time.perf_counter() - epoch_start
+        step = int(state.step)
+        skipped = int(state.opt_state.total_notfinite) - skipped_before
+        if skipped:
+            message = (f"{skipped} step(s) up to step {step} had a non-finite loss or gradient; their "
+                       "updates were skipped (the parameters stay finite).")
+            if config.nonfinite == "stop":
+                raise NonFiniteError(message + " Stopping before the next checkpoint (config.nonfinite='stop'); "
+                                     "lower the learning rate or check the data for NaNs.")
+            logging.warning(message)
+            skipped_before += skipped
+        test_metrics = evaluate(state.params, test_images, keys["eval"])
+        log.write(step, "train", train_metrics, epoch=epoch + 1, examples_per_second=steps_per_epoch * config.batch_size / seconds)
+        log.write(step, "test", test_metrics, epoch=epoch + 1)
+        if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs:
+            checkpoints.save(manager, step, state)
+        done = epoch + 1 - start_epoch
+        eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch - 1)
+        logging.info("epoch %d/%d  step %d/%d  train loss %.3f  test loss %.3f  %s  %.0f examples/s  ETA %s",
+                     epoch + 1, config.num_epochs, step, total_steps, train_metrics["loss"], test_metrics["loss"],
+                     "  ".join(f"{k} {v:.3f}" for k, v in test_metrics.items() if k != "loss"),
+                     steps_per_epoch * config.batch_size / seconds, _format_duration(eta))
+    manager.close()
+    return state.params
+
+
+def fit_pca(config, splits, workdir: str) -> pca_lib.PCA:
+    """Fits (or restores) PCA with ``config.model.latents`` components on the training split."""
+    images = splits["train"].images
+    manager = checkpoints.open_manager(workdir)
+    dim = int(np.prod(images.shape[1:]))
+    latents = config.model.latents
+    template = pca_lib.PCA(jnp.zeros(dim), jnp.zeros((latents, dim)), jnp.zeros(latents), jnp.zeros(()))
+    fitted = checkpoints.restore_latest(manager, template)
+    if fitted is None:
+        start = time.perf_counter()
+        fitted = jax.block_until_ready(pca_lib.fit(images, latents))
+        logging.info("PCA with %d components fitted in %.2f s; explained variance %.3f.", latents,
+                     time.perf_counter() - start, float(fitted.explained_variance_ratio.sum()))
+        checkpoints.save(manager, 1, fitted)
+    else:
+        logging.info("PCA restored from %s.", manager.directory)
+    manager.close()
+    return fitted
+
+
+def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> None:
+    """Reconstructions and samples; for 2 latents also a latent scatter and a manifold grid."""
+    test = splits["test"]
+    n = config.num_figure_examples
+    originals = test.images[:n]
+    reconstructions = fns.decode_image(params, fns.encode(params, originals))
+    figures.save_reconstructions(os.path.join(workdir, "reconstructions.png"), originals, np.asarray(reconstructions))
+
+    codes = np.asarray(fns.encode(params, test.images[:5000]))
+    noise = jax.random.normal(key, (64, codes.shape[1]))
+    if fns.standard_normal_prior:
+        latents, title = noise, "decoded samples from the prior N(0, I)"
+    else:
+        latents, title = codes.mean(0) + codes.std(0) * noise, "decoded samples of N(code mean, code std)"
+    figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(fns.decode_image(params, latents)), title)
+
+    if codes.shape[1] == 2:
+        labels = None if test.labels is None else test.labels[:len(codes)]
+        figures.save_latent_scatter(os.path.join(workdir, "latent_scatter.png"), codes, labels,
+                                    f"test codes of the {config.model.kind.upper()}")
+        grid_size = 15
+        if fns.standard_normal_prior:  # equal prior mass between grid lines
+            axes = [jax.scipy.stats.norm.ppf(jnp.linspace(0.05, 0.95, grid_size))] * 2
+        else:  # the range the codes occupy
+            axes = [jnp.linspace(*np.percentile(codes[:, d], [1, 99]), grid_size) for d in range(2)]
+        grid = jnp.stack(jnp.meshgrid(axes[0], axes[1][::-1]), axis=-1).reshape(-1, 2)
+        figures.save_manifold(os.path.join(workdir, "manifold.png"), np.asarray(fns.decode_image(params, grid)),
+                              grid_size, "decodings of a grid over the latent plane")
+
+
+def model_fns(config, image_shape) -> tuple[objectives.ModelFns, Any]:
+    """The `ModelFns` and the Flax module (None for PCA) of ``config.model.kind``."""
+    if config.model.kind == "pca":
+        return objectives.pca_fns(image_shape), None
+    model = models.build_model(config.model, config.likelihood, image_shape)
+    make = objectives.vae_fns if config.model.kind == "vae" else objectives.autoencoder_fns
+    return make(model, config), model
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+    """Trains (or fits) the model of ``config``, evaluates it on the test split and writes
+    metrics, figures, checkpoints and the resolved config to ``workdir``.
+
+    Returns the final test metrics (per example: nats for likelihood terms, squared error
+    per image for reconstructions).
+    """
+    validation.validate_config(config)
+    validation.prepare_workdir(workdir, config)
+    splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None,
+                               download=config.data.download, seed=config.seed)
+    validation.validate_batch_size(config, len(splits["train"].images))
+    image_shape = splits["train"].images.shape[1:]
+    fns, model = model_fns(config, image_shape)
+    log = MetricsLog(workdir)
+    if model is None:
+        params = fit_pca(config, splits, workdir)
+    else:
+        params = train_network(config, fns, model, splits, workdir, log)
+    keys = run_keys(config.seed)
+    test_metrics = make_evaluate(fns, config.eval_batch_size)(params, splits["test"].images, keys["eval"])
+    if log.active:
+        save_figures(config, fns, params, splits, workdir, keys["eval"])
+        with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
+            json.dump(test_metrics, f, indent=2, sort_keys=True)
+    log.close()
+    logging.info("Final test metrics (per example): %s", json.dumps(test_metrics))
+    return test_metrics
