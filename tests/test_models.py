@@ -1,0 +1,86 @@
+"""Model output shapes, parameter counts and the VAE's sampling."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from vae_jax import models
+
+IMAGE = (28, 28, 1)
+
+
+def count(params) -> int:
+    return sum(leaf.size for leaf in jax.tree.leaves(params))
+
+
+def dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+@pytest.fixture
+def x():
+    return jax.random.uniform(jax.random.key(0), (5, *IMAGE))
+
+
+class TestVAE:
+    def test_shapes_and_parameter_count(self, x):
+        model = models.VAE((400,), (400,), 20, IMAGE)
+        key = jax.random.key(1)
+        params = model.init(key, x, key)
+        output, mean, logvar = model.apply(params, x, key)
+        assert output.shape == x.shape and mean.shape == logvar.shape == (5, 20)
+        # The pytorch/examples MLP VAE: 784-400-(20, 20) encoder, 20-400-784 decoder.
+        assert count(params) == dense(784, 400) + 2 * dense(400, 20) + dense(20, 400) + dense(400, 784)
+
+    def test_sampling_uses_the_explicit_key(self, x):
+        model = models.VAE((32,), (32,), 3, IMAGE)
+        params = model.init(jax.random.key(0), x, jax.random.key(0))
+        same = [model.apply(params, x, jax.random.key(7))[0] for _ in range(2)]
+        other = model.apply(params, x, jax.random.key(8))[0]
+        np.testing.assert_array_equal(same[0], same[1])
+        assert not np.allclose(same[0], other)
+
+    def test_generate_and_sigmoid_outputs(self, x):
+        model = models.VAE((32,), (16, 32), 4, IMAGE)
+        params = model.init(jax.random.key(0), x, jax.random.key(0))
+        samples = model.apply(params, jax.random.key(2), 6, method=model.generate)
+        assert samples.shape == (6, *IMAGE)
+        assert float(samples.min()) >= 0 and float(samples.max()) <= 1
+
+
+class TestAutoencoder:
+    def test_deep_shapes(self, x):
+        model = models.Autoencoder((64, 32), (32, 64), 2, IMAGE)
+        params = model.init(jax.random.key(0), x)
+        reconstruction, code = model.apply(params, x)
+        assert reconstruction.shape == x.shape and code.shape == (5, 2)
+
+    def test_linear_autoencoder_is_affine(self, x):
+        model = models.Autoencoder((), (), 10, IMAGE, output_activation="none")
+        params = model.init(jax.random.key(0), x)
+        assert count(params) == dense(784, 10) + dense(10, 784)
+        # d(e(a x1 + (1 - a) x2)) = a d(e(x1)) + (1 - a) d(e(x2)) for an affine map.
+        mixed = model.apply(params, 0.3 * x[:1] + 0.7 * x[1:2])[0]
+        np.testing.assert_allclose(mixed, 0.3 * model.apply(params, x[:1])[0] + 0.7 * model.apply(params, x[1:2])[0],
+                                   atol=1e-5)
+
+
+def test_build_model_from_config():
+    config = ml_collections.ConfigDict(dict(kind="vae", encoder_hidden=(8,), decoder_hidden=(8,), latents=2,
+                                            activation="tanh", output_activation="auto"))
+    vae = models.build_model(config, "bernoulli", (8, 8, 1))
+    assert isinstance(vae, models.VAE) and vae.output_activation == "none"
+    config.kind = "ae"
+    assert isinstance(models.build_model(config, "squared_error", (8, 8, 1)), models.Autoencoder)
+    config.kind = "pca"
+    with pytest.raises(ValueError, match="model.kind"):
+        models.build_model(config, "squared_error", (8, 8, 1))
+
+
+def test_unknown_activation():
+    with pytest.raises(ValueError, match="Unknown activation 'swishy'"):
+        models.activation("swishy")
