@@ -53,9 +53,10 @@ def save_manifold(path: str, images: np.ndarray, grid_size: int, title: str) -> 
 def save_latent_scatter(path: str, codes: np.ndarray, labels: np.ndarray | None, title: str) -> None:
     """Scatter of 2-D codes, coloured by label when labels exist."""
     fig, ax = plt.subplots(figsize=(6, 5))
-    points = ax.scatter(codes[:, 0], codes[:, 1], s=2, c=labels if labels is not None else None,
-                        cmap="tab10", alpha=0.6)
-    if labels is not None:
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=2, alpha=0.6)
+    else:
+        points = ax.scatter(codes[:, 0], codes[:, 1], s=2, c=labels, cmap="tab10", alpha=0.6)
         fig.colorbar(points, ax=ax, label="label")
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")

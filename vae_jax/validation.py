@@ -10,9 +10,10 @@ import json
 import os
 import tempfile
 
+from vae_jax import data
+
 KINDS = ("vae", "ae", "pca")
 LIKELIHOODS = {"vae": ("gaussian", "bernoulli"), "ae": ("squared_error",), "pca": ("squared_error",)}
-DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "digits")
 SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
 # Values that may change between a run and its resumption (they change no result so far).
@@ -41,8 +42,8 @@ def _choice(value, name: str, allowed) -> None:
 def validate_config(config) -> None:
     """Raises `ConfigError` for the first invalid value of a training config."""
     _choice(config.model.kind, "model.kind", KINDS)
-    _choice(config.data.name, "data.name", DATASETS)
-    _choice(config.data.binarize, "data.binarize", ("none", "dynamic"))
+    _choice(config.data.name, "data.name", data.DATASETS)
+    _choice(config.data.binarize, "data.binarize", data.BINARIZE_MODES)
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
     for name in ("encoder_hidden", "decoder_hidden"):

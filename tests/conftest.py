@@ -1,0 +1,50 @@
+"""Shared test helpers: small configs and tiny datasets that tests write themselves."""
+
+import gzip
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+CONFIGS = ("vae", "ae", "linear_ae", "pca", "vae_binarized_mnist")
+
+
+def load_config(name: str):
+    """``configs/<name>.py``'s config, shrunk for tests (digits or tiny files, small MLPs)."""
+    config = importlib.import_module(f"configs.{name}").get_config()
+    if config.data.name != "binarized_mnist":
+        config.data.name = "digits"
+    if config.model.encoder_hidden:
+        config.model.encoder_hidden = config.model.decoder_hidden = (32,)
+    config.model.latents = 2
+    config.batch_size = 32
+    config.num_epochs = 3
+    config.eval_batch_size = 128
+    config.num_figure_examples = 4
+    return config
+
+
+def write_tiny_binarized_mnist(directory: str, sizes=(("train", 96), ("valid", 32), ("test", 40))) -> str:
+    """Writes gzipped Larochelle-format `.amat` files of random 0/1 images with structure."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.uniform(size=(4, 784)) < 0.3
+    for split, n in sizes:
+        images = prototypes[rng.integers(0, 4, n)] ^ (rng.uniform(size=(n, 784)) < 0.05)
+        lines = "\n".join(" ".join(map(str, row)) for row in images.astype(int)) + "\n"
+        with gzip.open(os.path.join(directory, f"binarized_mnist_{split}.amat.gz"), "wt") as f:
+            f.write(lines)
+    return directory
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """A function ``name -> shrunk config`` whose data exist offline."""
+
+    def make(name: str):
+        config = load_config(name)
+        if config.data.name == "binarized_mnist":
+            config.data.data_dir = write_tiny_binarized_mnist(str(tmp_path))
+        return config
+
+    return make

@@ -1,0 +1,109 @@
+"""Smoke tests of the real `train_and_evaluate` on tiny data, for every config."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import CONFIGS
+from vae_jax import objectives, train
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def read_metrics(workdir, split):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["split"] == split]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_each_config_trains_and_writes_outputs(name, tiny_config, tmp_path):
+    config = tiny_config(name)
+    workdir = str(tmp_path / "run")
+    final = train.train_and_evaluate(config, workdir)
+    assert np.isfinite(final["loss"])
+    files = set(os.listdir(workdir))
+    assert {"config.json", "final_metrics.json", "reconstructions.png", "samples.png",
+            "latent_scatter.png", "manifold.png", "checkpoints"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    if config.model.kind != "pca":
+        losses = [r["loss"] for r in read_metrics(workdir, "train")]
+        assert len(losses) == config.num_epochs
+        assert losses[-1] < losses[0], losses
+        assert {"kl", "neg_elbo", "reconstruction"} <= set(final) if config.model.kind == "vae" else "mse" in final
+
+
+def test_rerun_resumes_instead_of_starting_over(tiny_config, tmp_path):
+    config = tiny_config("vae")
+    workdir = str(tmp_path / "run")
+    config.num_epochs = 2
+    train.train_and_evaluate(config, workdir)
+    config.num_epochs = 3  # a longer run of the same config continues from step 2 epochs in
+    final = train.train_and_evaluate(config, workdir)
+    epochs = [r["epoch"] for r in read_metrics(workdir, "train")]
+    assert epochs == [1, 2, 3]
+    again = train.train_and_evaluate(config, workdir)  # finished: nothing more to train
+    assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
+    assert again == final
+
+
+def test_resumed_run_matches_uninterrupted_run(tiny_config, tmp_path):
+    config = tiny_config("vae")
+    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    config.num_epochs = 1
+    train.train_and_evaluate(config, str(tmp_path / "parts"))
+    config.num_epochs = 3
+    resumed = train.train_and_evaluate(config, str(tmp_path / "parts"))
+    assert resumed == whole
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_step_compiles_once(fused, tiny_config):
+    config = tiny_config("vae")
+    traces = []
+    fns, model = train.model_fns(config, (8, 8, 1))
+
+    def counted_metrics(*args):
+        traces.append(1)
+        return fns.per_example_metrics(*args)
+
+    counted = fns._replace(per_example_metrics=counted_metrics)
+    step = train.make_train_step(counted, dynamic_binarization=False)
+    epoch = train.make_train_epoch(step, fused=fused)
+    keys = train.run_keys(0)
+    tx = train.make_optimizer(config.optimizer, 100)
+    state = train.create_train_state(model, (8, 8, 1), tx, keys["init"])
+    images = jax.random.uniform(keys["data"], (96, 8, 8, 1))
+    for e in range(3):
+        state, _ = epoch(state, images, train.epoch_order(keys["data"], e, 96, 32), keys["train"])
+    assert int(state.step) == 9
+    assert len(traces) == 1
+
+
+def test_fused_and_stepwise_epochs_agree(tiny_config, tmp_path):
+    config = tiny_config("ae")
+    fused = train.train_and_evaluate(config, str(tmp_path / "fused"))
+    config.fused_epoch = False
+    stepwise = train.train_and_evaluate(config, str(tmp_path / "stepwise"))
+    for name in fused:
+        np.testing.assert_allclose(fused[name], stepwise[name], rtol=1e-4)
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
+    config = tiny_config("vae")
+    fns, model = train.model_fns(config, (8, 8, 1))
+    seen = []
+    spy = fns._replace(per_example_metrics=lambda p, x, k: seen.append(x) or fns.per_example_metrics(p, x, k))
+    keys = train.run_keys(0)
+    state = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 10), keys["init"])
+    batch = np.full((64, 8, 8, 1), 0.5, np.float32)
+    train.make_train_step(spy, dynamic_binarization=dynamic)(state, batch, keys["train"])
+    values = np.asarray(seen[0])
+    if dynamic:
+        assert set(np.unique(values)) == {0.0, 1.0}
+        assert abs(values.mean() - 0.5) < 0.05
+    else:
+        np.testing.assert_array_equal(values, batch)
