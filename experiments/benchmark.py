@@ -1,0 +1,192 @@
+"""Speed benchmark: ``python -m experiments.benchmark [--quick] [--output=bench.json]``.
+
+Prints each figure next to its target (issue "Performance") and writes them as JSON:
+- matmul peak (GFLOP/s) at the reference model's shapes, on JAX's default backend;
+- training throughput of the reference MLP VAE (784-400-20-400-784, batch 128, Adam,
+  Bernoulli likelihood) with fused epochs (one `lax.scan` program) and one jitted call per
+  step, with achieved GFLOP/s and the fraction of the matmul peak;
+- compile time of the first step;
+- importance-sampled NLL with k = 1000 on 10,000 images;
+- PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors.
+All timings are medians of repeats after a warm-up, measured in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from configs import vae_binarized_mnist
+from vae_jax import metrics, pca, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
+flags.DEFINE_string("output", "benchmark.json", "Where to write the figures as JSON.")
+flags.DEFINE_list("parts", ["matmul", "train", "nll", "pca"], "Which parts to run.")
+
+HIDDEN, LATENTS, PIXELS, BATCH = 400, 20, 784, 128
+
+
+def flops_per_example() -> float:
+    """Matmul FLOPs of one training example of the 784-400-(20+20)-400-784 MLP VAE.
+
+    Forward 2*sum(m*n) over the dense layers; backward twice that (weight and input
+    gradients), except that the input of the first layer needs no gradient.
+    """
+    layers = [(PIXELS, HIDDEN), (HIDDEN, 2 * LATENTS), (LATENTS, HIDDEN), (HIDDEN, PIXELS)]
+    forward = sum(2 * m * n for m, n in layers)
+    return 3 * forward - 2 * PIXELS * HIDDEN
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` (which must block) over ``repeats`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(repeats: int) -> float:
+    """GFLOP/s of f32 matmuls at the model's shapes (128x784 @ 784x400 and 128x400 @ 400x784)."""
+    a = jax.random.normal(jax.random.key(0), (BATCH, PIXELS))
+    w1 = jax.random.normal(jax.random.key(1), (PIXELS, HIDDEN)) / 30
+    w2 = jax.random.normal(jax.random.key(2), (HIDDEN, PIXELS)) / 30
+    iterations = 200
+
+    @jax.jit
+    def chain(a):
+        return jax.lax.fori_loop(0, iterations, lambda _, x: jnp.tanh((x @ w1) @ w2), a)
+
+    seconds = timed(lambda: chain(a).block_until_ready(), repeats)
+    return 2 * 2 * BATCH * PIXELS * HIDDEN * iterations / seconds / 1e9
+
+
+def reference_config():
+    config = vae_binarized_mnist.get_config()
+    config.model.encoder_hidden = config.model.decoder_hidden = (HIDDEN,)
+    config.model.latents = LATENTS
+    config.batch_size = BATCH
+    return config
+
+
+def train_throughput(num_examples: int, repeats: int) -> dict:
+    """Examples/s of fused and per-step epochs of the reference VAE, and compile time."""
+    config = reference_config()
+    fns, model = train.model_fns(config, (28, 28, 1))
+    keys = train.run_keys(0)
+    images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
+    steps = num_examples // BATCH
+    order = train.epoch_order(keys["data"], 0, num_examples, BATCH)
+    tx = train.make_optimizer(config.optimizer, steps)
+    state = train.create_train_state(model, (28, 28, 1), tx, keys["init"])
+    step = train.make_train_step(fns, dynamic_binarization=False)
+
+    def step_at(state, indices):
+        return step(state, images[indices], jax.random.fold_in(keys["train"], state.step))
+
+    start = time.perf_counter()
+    jax.jit(step_at).lower(state, order[0]).compile()
+    compile_seconds = time.perf_counter() - start
+
+    results = {"compile_first_step_s": compile_seconds, "flops_per_example": flops_per_example()}
+    for fused in (True, False):
+        epoch = train.make_train_epoch(step, fused=fused)
+        holder = {"state": jax.tree.map(jnp.copy, state)}  # epochs donate (delete) their input state
+
+        def run():
+            holder["state"], m = epoch(holder["state"], images, order, keys["train"])
+            jax.block_until_ready(m)
+
+        seconds = timed(run, repeats)
+        results["fused_epoch" if fused else "step_per_call"] = steps * BATCH / seconds
+    return results
+
+
+def nll_throughput(num_images: int, num_samples: int) -> dict:
+    """Seconds for the importance-sampled NLL with ``num_samples`` samples of ``num_images`` images."""
+    config = reference_config()
+    fns, model = train.model_fns(config, (28, 28, 1))
+    del fns
+    keys = train.run_keys(0)
+    params = train.create_train_state(model, (28, 28, 1), train.make_optimizer(config.optimizer, 1),
+                                      keys["init"]).params
+    images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) < 0.13).astype(np.float32)
+    run = lambda: metrics.vae_log_likelihood(model, params, config, images, keys["eval"], num_samples=num_samples)
+    run_small = lambda: metrics.vae_log_likelihood(model, params, config, images[:200], keys["eval"],
+                                                    num_samples=num_samples)
+    run_small()  # compile
+    start = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - start
+    return {"nll_seconds": seconds, "nll_images": num_images, "nll_samples": num_samples, "nll": result["nll"]}
+
+
+def pca_speed(num_examples: int, repeats: int) -> dict:
+    """Our eigh PCA against scikit-learn's full-SVD PCA on the same data (20 components)."""
+    from sklearn.decomposition import PCA as SklearnPCA
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(50, PIXELS)).astype(np.float32)
+    data = np.clip(rng.normal(size=(num_examples, 50)).astype(np.float32) @ basis / 10 + 0.3, 0, 1)
+    ours_seconds = timed(lambda: jax.block_until_ready(pca.fit(data, 20)), repeats)
+    fitted = pca.fit(data, 20)
+    ours_error = float(jnp.mean(pca.reconstruction_error(fitted, data)))
+    sk = SklearnPCA(20, svd_solver="full")
+    sk_seconds = timed(lambda: sk.fit(data), repeats)
+    sk_error = float(np.mean(np.sum((data - sk.inverse_transform(sk.transform(data))) ** 2, axis=1)))
+    return {"pca_seconds": ours_seconds, "sklearn_pca_seconds": sk_seconds,
+            "pca_error": ours_error, "sklearn_pca_error": sk_error}
+
+
+def main(argv):
+    del argv
+    quick = FLAGS.quick
+    repeats = 1 if quick else 3
+    figures: dict = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+    if "matmul" in FLAGS.parts:
+        figures["matmul_gflops"] = matmul_peak(repeats)
+    if "train" in FLAGS.parts:
+        figures.update(train_throughput(6400 if quick else 60_000, repeats))
+        achieved = figures["fused_epoch"] * figures["flops_per_example"] / 1e9
+        figures["fused_epoch_gflops"] = achieved
+        if "matmul_gflops" in figures:
+            figures["fused_epoch_fraction_of_matmul_peak"] = achieved / figures["matmul_gflops"]
+    if "nll" in FLAGS.parts:
+        figures.update(nll_throughput(500 if quick else 10_000, 100 if quick else 1000))
+    if "pca" in FLAGS.parts:
+        figures.update(pca_speed(6000 if quick else 60_000, repeats))
+
+    targets = {
+        "fused_epoch": ("examples/s", ">= 36000 (2-core CPU)"),
+        "step_per_call": ("examples/s", "(for comparison)"),
+        "fused_epoch_gflops": ("GFLOP/s", "(achieved)"),
+        "matmul_gflops": ("GFLOP/s", "(peak at the model's shapes)"),
+        "fused_epoch_fraction_of_matmul_peak": ("", ">= 0.75"),
+        "compile_first_step_s": ("s", "< 2"),
+        "nll_seconds": ("s", "< 90 for k=1000 on 10,000 images"),
+        "pca_seconds": ("s", "<= sklearn_pca_seconds"),
+        "sklearn_pca_seconds": ("s", "(reference)"),
+        "pca_error": ("sq. error/image", "== sklearn_pca_error"),
+        "sklearn_pca_error": ("sq. error/image", "(reference)"),
+    }
+    print(f"backend: {figures['backend']}  devices: {len(figures['devices'])}" + ("  (QUICK run)" if quick else ""))
+    print(f"{'figure':40s} {'measured':>14s}  {'unit':16s} target")
+    for name, (unit, target) in targets.items():
+        if name in figures:
+            print(f"{name:40s} {figures[name]:14.3f}  {unit:16s} {target}")
+    with open(FLAGS.output, "w") as f:
+        json.dump(figures, f, indent=2)
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
