@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from vae_jax import losses
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "gelu": nn.gelu,
@@ -132,7 +134,7 @@ class VAE(nn.Module):
         Returns ``(decoder_output, mean, logvar)``; shapes ``[b, *output_shape]``, ``[b, latents]``.
         """
         mean, logvar = self.encode(x)
-        z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape, mean.dtype)
+        z = losses.reparameterize(rng, mean, logvar)
         return self.decode(z), mean, logvar
 
     def encode(self, x: jax.Array):
