@@ -247,7 +247,9 @@ class _VAELogLikelihood:
     config: _LikelihoodConfig
 
     def __call__(self, params, x, z):
-        return objectives.log_likelihood(self.config, x, self.model.apply(params, z, method=self.model.decode))
+        learned = getattr(self.model, "decoder_variance", "fixed") != "fixed"
+        variance = self.model.apply(params, method=self.model.variance) if learned else None
+        return objectives.log_likelihood(self.config, x, self.model.apply(params, z, method=self.model.decode), variance)
 
 
 def vae_log_likelihood(
@@ -265,7 +267,8 @@ def vae_log_likelihood(
 
     ``q(z|x)`` is ``model.apply(params, x, method=model.encode)`` and ``log p(x|z)`` is
     ``objectives.log_likelihood(config, x, model.apply(params, z, method=model.decode))``
-    (``config.likelihood`` 'gaussian' with variance ``config.c``, or 'bernoulli'). ``params``
+    (``config.likelihood`` 'gaussian' with variance ``config.c`` or the model's learned one, or
+    'bernoulli'). ``params``
     is traced: calling again with new parameters of the same model reuses the compiled
     program. For grey-level images the Gaussian log p(x) is a density (it may be positive) and
     the Bernoulli one is the usual unnormalised relaxation. Returns the same dict (nats per

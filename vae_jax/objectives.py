@@ -22,8 +22,9 @@ Params = Any
 class ModelFns(NamedTuple):
     """Pure functions of one model kind.
 
-    per_example_metrics(params, x, rng) -> dict of ``[b]`` arrays, always with ``'loss'``
-        (the training objective per example, what the optimiser minimises on average).
+    per_example_metrics(params, x, rng, kl_weight=1.0) -> dict of ``[b]`` arrays, always
+        with ``'loss'`` (the training objective per example, what the optimiser minimises on
+        average); ``kl_weight`` scales the KL term during warm-up (VAEs only).
     encode(params, x) -> ``[b, latents]`` codes (the posterior mean for a VAE).
     decode_image(params, z) -> ``[b, *image_shape]`` images in [0, 1].
     standard_normal_prior: whether latents are meant to follow N(0, I) (VAE) or not.
@@ -39,10 +40,14 @@ def _flat(x: jax.Array) -> jax.Array:
     return x.reshape(x.shape[0], -1)
 
 
-def log_likelihood(config, x: jax.Array, decoder_output: jax.Array) -> jax.Array:
-    """log p(x|z) in nats per example for ``config.likelihood`` ('gaussian' or 'bernoulli')."""
+def log_likelihood(config, x: jax.Array, decoder_output: jax.Array, variance=None) -> jax.Array:
+    """log p(x|z) in nats per example for ``config.likelihood`` ('gaussian' or 'bernoulli').
+
+    ``variance`` overrides ``config.c`` (a learned decoder variance, scalar or per pixel).
+    """
     if config.likelihood == "gaussian":
-        return losses.gaussian_log_likelihood(_flat(x), _flat(decoder_output), variance=config.c)
+        variance = config.c if variance is None else jnp.broadcast_to(variance, x.shape[1:]).reshape(-1)
+        return losses.gaussian_log_likelihood(_flat(x), _flat(decoder_output), variance=variance)
     if config.likelihood == "bernoulli":
         return losses.bernoulli_log_likelihood(_flat(x), _flat(decoder_output))
     raise ValueError(f"A VAE needs likelihood 'gaussian' or 'bernoulli', got {config.likelihood!r}.")
@@ -61,14 +66,41 @@ def squared_error_metrics(x: jax.Array, reconstruction: jax.Array) -> dict[str, 
 
 
 def vae_fns(model, config) -> ModelFns:
-    """`ModelFns` of a `models.VAE` with loss -E_q[log p(x|z)] + beta * KL(q(z|x) || N(0, I))."""
+    """`ModelFns` of a `models.VAE`.
 
-    def per_example_metrics(params, x, rng):
-        output, mean, logvar = model.apply(params, x, rng)
-        log_px = log_likelihood(config, x, output)
+    Loss per example: -E_q[log p(x|z)] + beta * kl_weight * KL(q(z|x) || N(0, I)) with one
+    sample (``config.objective='elbo'``), or the negative importance-weighted bound with
+    ``config.num_train_samples`` samples (``'iwae'``, Burda et al. 2016; beta is not used).
+    ``kl_weight`` in [0, 1] is the KL warm-up factor the trainer passes in.
+    """
+    objective = config.get("objective", "elbo")
+    num_samples = config.get("num_train_samples", 1)
+
+    def decoder_variance(params):
+        learned = model.decoder_variance != "fixed"
+        return model.apply(params, method=model.variance) if learned else None
+
+    def per_example_metrics(params, x, rng, kl_weight=1.0):
+        mean, logvar = model.apply(params, x, method=model.encode)
+        variance = decoder_variance(params)
         kl = losses.gaussian_kl_to_standard_normal(mean, logvar)
+        if objective == "iwae":
+            z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
+                                      jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
+            outputs = model.apply(params, z.reshape(-1, z.shape[-1]), method=model.decode)
+            repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
+            log_px = log_likelihood(config, repeated, outputs, variance).reshape(num_samples, -1)
+            bound = losses.iwae_bound(log_px, losses.standard_normal_log_prob(z),
+                                      losses.diagonal_gaussian_log_prob(z, mean, logvar))
+            output, log_px = outputs.reshape(num_samples, *x.shape)[0], jnp.mean(log_px, axis=0)
+            loss = -bound
+        else:
+            z = losses.reparameterize(rng, mean, logvar)
+            output = model.apply(params, z, method=model.decode)
+            log_px = log_likelihood(config, x, output, variance)
+            loss = -losses.elbo(log_px, kl, beta=config.beta * kl_weight)
         return {
-            "loss": -losses.elbo(log_px, kl, beta=config.beta),
+            "loss": loss,
             "neg_elbo": -losses.elbo(log_px, kl),
             "reconstruction": -log_px,
             "kl": kl,
@@ -88,8 +120,8 @@ def autoencoder_fns(model, config) -> ModelFns:
     """`ModelFns` of a `models.Autoencoder` trained on the squared error ||x - d(e(x))||^2."""
     del config
 
-    def per_example_metrics(params, x, rng):
-        del rng
+    def per_example_metrics(params, x, rng, kl_weight=1.0):
+        del rng, kl_weight  # deterministic, no KL term
         return squared_error_metrics(x, model.apply(params, x)[0])
 
     def encode(params, x):
@@ -104,8 +136,8 @@ def autoencoder_fns(model, config) -> ModelFns:
 def pca_fns(image_shape) -> ModelFns:
     """`ModelFns` of a fitted `pca.PCA` (the params), with the squared reconstruction error."""
 
-    def per_example_metrics(params, x, rng):
-        del rng
+    def per_example_metrics(params, x, rng, kl_weight=1.0):
+        del rng, kl_weight  # deterministic, no KL term
         return squared_error_metrics(x, pca_lib.decode(params, pca_lib.encode(params, x)))
 
     def decode_image(params, z):
