@@ -85,7 +85,7 @@ class Decoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """Image -> latent through stride-2 3x3 convolutions of widths ``features``, then an MLP."""
+    """Image -> stride-2 3x3 convolutions of widths ``features`` -> an MLP `Encoder`."""
 
     features: Sequence[int]
     hidden: Sequence[int]
@@ -97,11 +97,7 @@ class ConvEncoder(nn.Module):
     def __call__(self, x: jax.Array):
         for width in self.features:
             x = activation(self.activation)(nn.Conv(width, (3, 3), strides=(2, 2))(x))
-        h = MLP(self.hidden, self.activation, name="body")(x)
-        mean = nn.Dense(self.latents, name="mean")(h)
-        if not self.gaussian:
-            return mean
-        return mean, nn.Dense(self.latents, name="logvar")(h)
+        return Encoder(self.hidden, self.latents, self.activation, self.gaussian, name="head")(x)
 
 
 class ConvDecoder(nn.Module):
