@@ -1,24 +1,40 @@
 """Trains one model: ``python -m experiments.train --config=configs/vae.py --workdir=runs/vae``.
 
 Override any config value on the command line, e.g. ``--config.model.latents=2``.
+Running the same command again resumes the run from its last checkpoint (also after a
+crash or kill). A bad config value, data file, workdir or checkpoint, or a non-finite loss
+with ``--config.nonfinite=stop``, ends the run with exit status 2 and one ``error: ...``
+message on stderr saying what is wrong and how to fix it. A workdir holding a run of
+another config is refused; ``--config.overwrite=True`` then starts over after moving that
+run's outputs (checkpoints, metrics, figures, config.json) to ``<workdir>/previous-<time>/``.
 """
+
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import train
+from vae_jax import checkpoints, data, train, validation
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures (resumes if it holds a run).")
 flags.mark_flags_as_required(["config", "workdir"])
 
+# The project's user-facing errors: their messages say what to do, so no traceback is shown.
+USER_ERRORS = (validation.ConfigError, data.DataError, checkpoints.CheckpointError, train.NonFiniteError)
+
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.info("Config:\n%s", FLAGS.config)
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        validation.validate_config(FLAGS.config)  # before the config is logged: a bad value gives one line
+        logging.info("Config:\n%s", FLAGS.config)
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,9 @@ def test_step_compiles_once(fused, tiny_config):
     traces = []
     fns, model = train.model_fns(config, (8, 8, 1))
 
-    def counted_metrics(*args):
+    def counted_metrics(*args, **kwargs):
         traces.append(1)
-        return fns.per_example_metrics(*args)
+        return fns.per_example_metrics(*args, **kwargs)
 
     counted = fns._replace(per_example_metrics=counted_metrics)
     step = train.make_train_step(counted, dynamic_binarization=False)
@@ -96,7 +96,7 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
     config = tiny_config("vae")
     fns, model = train.model_fns(config, (8, 8, 1))
     seen = []
-    spy = fns._replace(per_example_metrics=lambda p, x, k: seen.append(x) or fns.per_example_metrics(p, x, k))
+    spy = fns._replace(per_example_metrics=lambda p, x, k, **kw: seen.append(x) or fns.per_example_metrics(p, x, k, **kw))
     keys = train.run_keys(0)
     state = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 10), keys["init"])
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
@@ -107,3 +107,18 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
         assert abs(values.mean() - 0.5) < 0.05
     else:
         np.testing.assert_array_equal(values, batch)
+
+
+def test_kl_warmup_weights_rise_linearly(tiny_config):
+    config = tiny_config("vae")
+    fns, model = train.model_fns(config, (8, 8, 1))
+    weights = []
+    spy = fns._replace(per_example_metrics=lambda p, x, k, kl_weight: weights.append(kl_weight)
+                       or fns.per_example_metrics(p, x, k, kl_weight=kl_weight))
+    keys = train.run_keys(0)
+    state = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 10), keys["init"])
+    step = train.make_train_step(spy, dynamic_binarization=False, kl_warmup_steps=4)
+    batch = np.full((4, 8, 8, 1), 0.5, np.float32)
+    for _ in range(6):
+        state, _ = step(state, batch, keys["train"])
+    np.testing.assert_allclose([float(w) for w in weights], [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])

@@ -2,18 +2,36 @@
 
 A checkpoint holds a pytree (a flax `TrainState`: step, params and optimiser state, or a
 fitted PCA). Orbax writes each step to a temporary directory and renames it when complete,
-so a run killed mid-save leaves at worst an unfinished temporary directory, never a
-half-written step. Restoring reads arrays only (no pickle, no code execution).
+so a run killed mid-save leaves at worst an unfinished temporary directory (removed when
+the next run opens the manager), never a half-written step. Restoring reads arrays only
+(no pickle, no code execution).
+
+Orbax does not notice every kind of damage (a changed byte inside an array's data file
+restores silently), so each save also records a SHA-256 of the tree's arrays in the step's
+own metadata (written in the same atomic commit) and every restore is checked against it.
+A step that fails to restore or to match is reported and the previous step is used; the
+damaged newer steps are then moved to ``workdir/damaged-checkpoints/`` (kept, never
+deleted) so that the run can write those steps again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+# Key of the tree digest in orbax's per-step custom metadata, and the file orbax keeps it in.
+_DIGEST_KEY = "vae_jax_sha256"
+_STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
+# At least two steps are kept, so that a damaged latest step has a fallback.
+MIN_TO_KEEP = 2
 
 
 class CheckpointError(RuntimeError):
@@ -25,28 +43,80 @@ def _drop_orbax_info(record) -> bool:
     return not (record.levelno <= 20 and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
-def open_manager(workdir: str, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    """The checkpoint manager of ``workdir/checkpoints`` (created if missing)."""
+def open_manager(workdir: str, *, max_to_keep: int = MIN_TO_KEEP) -> ocp.CheckpointManager:
+    """The checkpoint manager of ``workdir/checkpoints`` (created if missing); it keeps the
+    newest ``max(max_to_keep, 2)`` steps."""
     absl_logger = logging.get_absl_logger()
     if _drop_orbax_info not in absl_logger.filters:
         absl_logger.addFilter(_drop_orbax_info)
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+    options = ocp.CheckpointManagerOptions(max_to_keep=max(max_to_keep, MIN_TO_KEEP), create=True,
                                            cleanup_tmp_directories=True)
     return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
+def tree_digest(tree: Any) -> str:
+    """SHA-256 of the dtypes, shapes and bytes of ``tree``'s leaves, in leaf order.
+
+    Scalars count by value only: a step saved as an int32 array is restored as a Python
+    int when the restore target's step is one (a fresh `TrainState`)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        array = np.asarray(jax.device_get(leaf))
+        if array.ndim == 0:
+            digest.update(f"scalar {array.item()!r};".encode())
+        else:
+            digest.update(f"{array.dtype.str}{array.shape};".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def save(manager: ocp.CheckpointManager, step: int, tree: Any) -> None:
-    """Saves ``tree`` as ``step`` and waits until it is on disk."""
-    manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+    """Saves ``tree`` (with its digest) as ``step`` and waits until it is on disk."""
+    manager.save(step, args=ocp.args.StandardSave(tree), force=True,
+                 custom_metadata={_DIGEST_KEY: tree_digest(tree)})
     manager.wait_until_finished()
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
-    """The newest restorable checkpoint shaped like ``target``, or None when there is none.
+def _step_dir(manager: ocp.CheckpointManager, step: int) -> str:
+    return os.path.join(str(manager.directory), str(step))
 
-    A step that fails to restore (damaged or truncated files, other shapes) is reported and
-    the previous step is tried. If steps exist but none restores, raises `CheckpointError`
-    rather than silently starting over on top of earlier results.
+
+def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> None:
+    """Raises ValueError unless ``restored`` matches the digest recorded when it was saved."""
+    path = os.path.join(_step_dir(manager, step), _STEP_METADATA_FILE)
+    try:
+        with open(path) as f:
+            metadata = json.load(f)
+        custom = metadata.get("custom_metadata") or {}
+    except (OSError, ValueError, AttributeError) as error:
+        raise ValueError(f"its metadata {path} is missing or unreadable ({error})") from None
+    expected = custom.get(_DIGEST_KEY) if isinstance(custom, dict) else None
+    if expected is None:  # written before digests were recorded: nothing to check against
+        logging.info("Checkpoint step %d has no recorded digest; restored unverified.", step)
+    elif tree_digest(restored) != expected:
+        raise ValueError("its arrays do not match the SHA-256 recorded when it was saved")
+
+
+def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+    """Moves damaged step directories to ``workdir/damaged-checkpoints/<step>-<time>``."""
+    aside = os.path.join(os.path.dirname(str(manager.directory)), "damaged-checkpoints")
+    os.makedirs(aside, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for step in steps:
+        target = os.path.join(aside, f"{step}-{stamp}")
+        os.replace(_step_dir(manager, step), target)
+        logging.warning("Moved the damaged checkpoint step %d to %s.", step, target)
+    manager.reload()
+
+
+def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
+    """The newest intact checkpoint shaped like ``target``, or None when there is none.
+
+    A step that fails to restore (damaged, truncated or missing files, other shapes) or
+    whose arrays do not match their recorded digest is reported and the previous step is
+    tried; newer damaged steps are then moved aside. If steps exist but none restores,
+    raises `CheckpointError` (and changes nothing) rather than silently starting over on
+    top of earlier results.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     if not steps:
@@ -55,12 +125,18 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
     failures = []
     for step in steps:
         try:
-            return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            _verify(manager, step, restored)
         except Exception as error:  # orbax raises many types for damaged files
             summary = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-            logging.warning("Checkpoint step %d in %s cannot be restored (%s); trying an earlier one.",
-                            step, manager.directory, summary)
+            logging.warning("Checkpoint step %d in %s is damaged and cannot be used (%s); trying an "
+                            "earlier one.", step, manager.directory, summary)
             failures.append(f"step {step} ({summary})")
+            continue
+        if failures:
+            logging.warning("Falling back to the checkpoint at step %d in %s.", step, manager.directory)
+            _move_aside(manager, steps[:len(failures)])
+        return restored
     raise CheckpointError(
         f"No checkpoint in {manager.directory} can be restored: {'; '.join(failures)}. "
         "Move that directory away to start over, or use another --workdir.")

@@ -5,7 +5,8 @@ Design (see README, "Training"):
   over its batches (``config.fused_epoch``), or one jitted call per step otherwise.
 - The step ``(state, batch, rng) -> (state, metrics)`` is pure; its key is
   ``fold_in(train_key, step)`` and the epoch's order is ``permutation(fold_in(data_key,
-  epoch))``, so a resumed run draws exactly the randomness of an uninterrupted one.
+  epoch))``, so a resumed run draws exactly the randomness of an uninterrupted one. It first
+  drops the metrics.jsonl lines after its checkpoint's step, so each epoch is logged once.
 - Metrics stay on the device until the end of the epoch (one host transfer per epoch).
 - Non-finite gradients never reach the parameters (`optax.apply_if_finite`); with
   ``config.nonfinite='stop'`` the run stops before the next checkpoint is written.
@@ -24,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers
 from flax.training import train_state
 
 from vae_jax import checkpoints, data, figures, models, objectives, validation
@@ -65,16 +65,22 @@ def create_train_state(model, image_shape, tx, init_key: jax.Array) -> train_sta
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
-def make_train_step(fns: objectives.ModelFns, *, dynamic_binarization: bool):
-    """The pure step ``(state, batch, rng) -> (state, metrics)``; metrics are batch means."""
+def make_train_step(fns: objectives.ModelFns, *, dynamic_binarization: bool, kl_warmup_steps: int = 0):
+    """The pure step ``(state, batch, rng) -> (state, metrics)``; metrics are batch means.
+
+    With ``kl_warmup_steps`` > 0 the KL weight rises linearly from 1/kl_warmup_steps at the
+    first step to 1 (times beta) at step ``kl_warmup_steps`` (a function of the step, so
+    resuming needs no extra state).
+    """
 
     def train_step(state, batch, rng):
         if dynamic_binarization:
             binarize_key, rng = jax.random.split(rng)
             batch = jax.random.bernoulli(binarize_key, batch).astype(batch.dtype)
+        kl_weight = jnp.minimum(1.0, (state.step + 1) / kl_warmup_steps) if kl_warmup_steps else 1.0
 
         def mean_loss(params):
-            metrics = fns.per_example_metrics(params, batch, rng)
+            metrics = fns.per_example_metrics(params, batch, rng, kl_weight=kl_weight)
             return jnp.mean(metrics["loss"]), metrics
 
         grads, metrics = jax.grad(mean_loss, has_aux=True)(state.params)
@@ -147,18 +153,52 @@ def make_evaluate(fns: objectives.ModelFns, batch_size: int):
 
 
 class MetricsLog:
-    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only."""
+    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only.
+
+    The TensorBoard writer (and its events file) is created on first use, so a run that
+    stops before training (e.g. on a damaged checkpoint) leaves no new file behind.
+    """
 
     def __init__(self, workdir: str):
         self.active = jax.process_index() == 0
-        self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.active)
+        self.workdir = workdir
+        self._writer = None
         self.path = os.path.join(workdir, "metrics.jsonl")
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            from clu import metric_writers  # imports TensorFlow (~10 s): only once metrics are written
+
+            self._writer = metric_writers.create_default_writer(self.workdir, just_logging=not self.active)
+        return self._writer
 
     def write(self, step: int, split: str, metrics: dict[str, float], **extra) -> None:
         self.writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
         if self.active:
             with open(self.path, "a") as f:
                 f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
+
+    def truncate(self, step: int) -> None:
+        """Drops the metrics.jsonl records after ``step`` (and any partial line), rewriting the
+        file atomically: a resumed run logs those epochs again, so each epoch appears once."""
+        if not self.active or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            lines = f.readlines()
+        kept = []
+        for line in lines:
+            try:
+                if line.endswith("\n") and json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                pass
+        if len(kept) < len(lines):
+            with open(self.path + ".tmp", "w") as f:
+                f.writelines(kept)
+            os.replace(self.path + ".tmp", self.path)
+            logging.warning("Dropped %d metrics.jsonl line(s) after step %d, the step this run resumes from.",
+                            len(lines) - len(kept), step)
 
     def close(self) -> None:
         self.writer.flush()
@@ -188,7 +228,9 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
     if restored is not None:
         state = restored
         logging.info("Resuming from the checkpoint at step %d in %s.", int(state.step), manager.directory)
-    train_step = make_train_step(fns, dynamic_binarization=config.data.binarize == "dynamic")
+    log.truncate(int(state.step))
+    train_step = make_train_step(fns, dynamic_binarization=config.data.binarize == "dynamic",
+                                 kl_warmup_steps=config.kl_warmup_steps)
     train_epoch = make_train_epoch(train_step, fused=config.fused_epoch)
     evaluate = make_evaluate(fns, config.eval_batch_size)
 
@@ -203,6 +245,7 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
         seconds = time.perf_counter() - epoch_start
         step = int(state.step)
         skipped = int(state.opt_state.total_notfinite) - skipped_before
+        extra = {"nonfinite_steps": skipped} if skipped else {}
         if skipped:
             message = (f"{skipped} step(s) up to step {step} had a non-finite loss or gradient; their "
                        "updates were skipped (the parameters stay finite).")
@@ -212,7 +255,8 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
             logging.warning(message)
             skipped_before += skipped
         test_metrics = evaluate(state.params, test_images, keys["eval"])
-        log.write(step, "train", train_metrics, epoch=epoch + 1, examples_per_second=steps_per_epoch * config.batch_size / seconds)
+        log.write(step, "train", train_metrics, epoch=epoch + 1,
+                  examples_per_second=steps_per_epoch * config.batch_size / seconds, **extra)
         log.write(step, "test", test_metrics, epoch=epoch + 1)
         if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs:
             checkpoints.save(manager, step, state)
@@ -280,7 +324,7 @@ def model_fns(config, image_shape) -> tuple[objectives.ModelFns, Any]:
     """The `ModelFns` and the Flax module (None for PCA) of ``config.model.kind``."""
     if config.model.kind == "pca":
         return objectives.pca_fns(image_shape), None
-    model = models.build_model(config.model, config.likelihood, image_shape)
+    model = models.build_model(config.model, config.likelihood, image_shape, initial_variance=config.c)
     make = objectives.vae_fns if config.model.kind == "vae" else objectives.autoencoder_fns
     return make(model, config), model
 
@@ -293,10 +337,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     per image for reconstructions).
     """
     validation.validate_config(config)
-    validation.prepare_workdir(workdir, config)
+    set_aside = validation.check_workdir(workdir, config)  # changes nothing in the workdir yet
     splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None,
                                download=config.data.download, seed=config.seed)
-    validation.validate_batch_size(config, len(splits["train"].images))
+    validation.validate_against_data(config, splits["train"].images.shape)
+    validation.commit_workdir(workdir, config, set_aside)
     image_shape = splits["train"].images.shape[1:]
     fns, model = model_fns(config, image_shape)
     log = MetricsLog(workdir)
@@ -308,8 +353,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     test_metrics = make_evaluate(fns, config.eval_batch_size)(params, splits["test"].images, keys["eval"])
     if log.active:
         save_figures(config, fns, params, splits, workdir, keys["eval"])
-        with open(os.path.join(workdir, "final_metrics.json"), "w") as f:
+        path = os.path.join(workdir, "final_metrics.json")
+        with open(path + ".tmp", "w") as f:
             json.dump(test_metrics, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
     log.close()
     logging.info("Final test metrics (per example): %s", json.dumps(test_metrics))
     return test_metrics

@@ -1,24 +1,39 @@
-"""Checks of a run's config and workdir, done before any data is read or anything compiles.
+"""Checks of a run's config, workdir and data shapes, done before anything compiles.
 
 Every failure raises `ConfigError` with one or two lines: what value is wrong, what is
-expected and how to fix it (as a command-line override).
+expected and how to fix it (as a command-line override). Nothing in the workdir changes
+until every check (including the data's) has passed: `check_workdir` only looks,
+`commit_workdir` then writes config.json and, for ``--config.overwrite=True`` on a workdir
+of another config, first moves the earlier run's outputs to ``workdir/previous-<time>/``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import time
 
-from vae_jax import data
+from absl import logging
+
+from vae_jax import data, models
 
 KINDS = ("vae", "ae", "pca")
+ARCHITECTURES = ("mlp", "conv")
+DECODER_VARIANCES = ("fixed", "scalar", "per_pixel")
+OBJECTIVES = ("elbo", "iwae")
 LIKELIHOODS = {"vae": ("gaussian", "bernoulli"), "ae": ("squared_error",), "pca": ("squared_error",)}
 SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
 # Values that may change between a run and its resumption (they change no result so far).
 RESUMABLE_KEYS = ("num_epochs", "checkpoint_every_epochs", "eval_batch_size", "num_figure_examples",
-                  "fused_epoch", "overwrite")
+                  "fused_epoch", "overwrite", "data.download", "nonfinite")
+# What a run writes to its workdir (besides config.json); `--config.overwrite=True` moves
+# these, and config.json, to ``workdir/previous-<time>/`` before a run of another config.
+OUTPUT_NAMES = ("checkpoints", "damaged-checkpoints", "metrics.jsonl", "final_metrics.json",
+                "reconstructions.png", "samples.png", "latent_scatter.png", "manifold.png")
+EVENTS_PREFIX = "events.out.tfevents"
 
 
 class ConfigError(ValueError):
@@ -35,6 +50,10 @@ def _positive_int(value, name: str) -> None:
              f"--config.{name}={value!r} is invalid: expected an integer >= 1.")
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _choice(value, name: str, allowed) -> None:
     _require(value in allowed, f"--config.{name}={value!r} is invalid: expected one of {', '.join(allowed)}.")
 
@@ -46,18 +65,35 @@ def validate_config(config) -> None:
     _choice(config.data.binarize, "data.binarize", data.BINARIZE_MODES)
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
-    for name in ("encoder_hidden", "decoder_hidden"):
+    _choice(config.model.activation, "model.activation", tuple(models.ACTIVATIONS))
+    _choice(config.model.get("output_activation", "auto"), "model.output_activation", ("auto", *models.ACTIVATIONS))
+    _choice(config.model.architecture, "model.architecture", ARCHITECTURES)
+    _require(config.model.architecture != "conv" or len(config.model.conv_features) > 0,
+             "--config.model.architecture=conv needs at least one conv layer: e.g. --config.model.conv_features='(32, 64)'.")
+    _choice(config.model.decoder_variance, "model.decoder_variance", DECODER_VARIANCES)
+    _require(config.model.decoder_variance == "fixed" or config.likelihood == "gaussian",
+             f"--config.model.decoder_variance={config.model.decoder_variance} needs likelihood=gaussian "
+             f"(got {config.likelihood}): use --config.model.decoder_variance=fixed.")
+    _choice(config.objective, "objective", OBJECTIVES)
+    _positive_int(config.num_train_samples, "num_train_samples")
+    _require(config.objective == "elbo" or config.model.kind == "vae",
+             f"--config.objective={config.objective} needs model.kind=vae: use --config.objective=elbo.")
+    _require(isinstance(config.kl_warmup_steps, int) and config.kl_warmup_steps >= 0,
+             f"--config.kl_warmup_steps={config.kl_warmup_steps!r} is invalid: expected an integer >= 0.")
+    for name in ("encoder_hidden", "decoder_hidden", "conv_features"):
         widths = tuple(config.model[name])
-        _require(all(isinstance(w, int) and w >= 1 for w in widths),
+        _require(all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
                  f"--config.model.{name}={widths!r} is invalid: expected a tuple of integers >= 1, e.g. '(400,)' or '()'.")
     for name in ("batch_size", "num_epochs", "eval_batch_size", "checkpoint_every_epochs"):
         _positive_int(config[name], name)
-    _require(config.c > 0, f"--config.c={config.c!r} is invalid: the decoder variance c must be > 0 (e.g. 0.05).")
-    _require(config.beta >= 0, f"--config.beta={config.beta!r} is invalid: the KL weight must be >= 0.")
+    _require(_finite(config.c) and config.c > 0,
+             f"--config.c={config.c!r} is invalid: the decoder variance c must be finite and > 0 (e.g. 0.05).")
+    _require(_finite(config.beta) and config.beta >= 0,
+             f"--config.beta={config.beta!r} is invalid: the KL weight must be finite and >= 0 (e.g. 1.0).")
     learning_rate = config.optimizer.learning_rate
-    _require(0 < learning_rate < 10, f"--config.optimizer.learning_rate={learning_rate!r} is invalid: expected a value in (0, 10), e.g. 1e-3.")
+    _require(_finite(learning_rate) and 0 < learning_rate < 10, f"--config.optimizer.learning_rate={learning_rate!r} is invalid: expected a value in (0, 10), e.g. 1e-3.")
     _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
-    _require(config.optimizer.warmup_steps >= 0, f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.")
+    _require(isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0, f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.")
     _choice(config.nonfinite, "nonfinite", NONFINITE_POLICIES)
     binary = config.data.binarize == "dynamic" or config.data.name == "binarized_mnist"
     _require(config.likelihood != "bernoulli" or binary,
@@ -72,22 +108,47 @@ def validate_batch_size(config, num_train: int) -> None:
              f"{config.data.name}: use --config.batch_size={min(128, num_train)} or smaller.")
 
 
+def validate_against_data(config, train_images_shape) -> None:
+    """Checks of the config against the loaded training images ``[N, H, W, C]``."""
+    num_train, dim = train_images_shape[0], math.prod(train_images_shape[1:])
+    validate_batch_size(config, num_train)
+    if config.model.kind == "pca":
+        _require(config.model.latents <= min(dim, num_train),
+                 f"--config.model.latents={config.model.latents} is invalid for PCA of {config.data.name}: at most "
+                 f"{min(dim, num_train)} components exist (pixels per image, training images).")
+
+
 def _comparable(config_dict: dict, prefix: str = "") -> dict:
-    """Flat ``{'model.latents': 20, ...}`` of the values a resumed run must share."""
+    """Flat ``{'model.latents': 20, ...}`` of the values a resumed run must share. With a
+    cosine schedule ``num_epochs`` is one of them: it sets the schedule's length."""
+    cosine = not prefix and config_dict.get("optimizer", {}).get("schedule") == "cosine"
     flat = {}
     for key, value in config_dict.items():
         if isinstance(value, dict):
             flat.update(_comparable(value, f"{prefix}{key}."))
-        elif f"{prefix}{key}" not in RESUMABLE_KEYS:
+        elif f"{prefix}{key}" not in RESUMABLE_KEYS or (cosine and key == "num_epochs"):
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-def prepare_workdir(workdir: str, config) -> None:
-    """Creates ``workdir`` and checks it is writable and holds no run of another config.
+def _outputs(workdir: str) -> list[str]:
+    """Names of a run's outputs present in ``workdir`` (empty directories do not count)."""
+    names = []
+    for name in sorted(os.listdir(workdir)):
+        path = os.path.join(workdir, name)
+        if name in OUTPUT_NAMES or name.startswith(EVENTS_PREFIX):
+            if not os.path.isdir(path) or os.listdir(path):
+                names.append(name)
+    return names
 
-    A workdir whose ``config.json`` differs (other than in `RESUMABLE_KEYS`) is refused
-    unless ``--config.overwrite=True``; then the new config replaces the old one.
+
+def check_workdir(workdir: str, config) -> bool:
+    """Creates ``workdir`` if missing and checks it is writable and holds no run of another
+    config; changes nothing in it. Returns whether it holds another run that
+    ``--config.overwrite=True`` asks to set aside (see `commit_workdir`).
+
+    A workdir whose ``config.json`` differs (other than in `RESUMABLE_KEYS`), or that holds
+    outputs but no ``config.json``, is refused unless ``--config.overwrite=True``.
     """
     try:
         os.makedirs(workdir, exist_ok=True)
@@ -96,20 +157,60 @@ def prepare_workdir(workdir: str, config) -> None:
     except OSError as error:
         raise ConfigError(f"--workdir={workdir!r} is not writable ({error.strerror}): "
                           "choose a directory you can write to.") from None
+    overwrite = bool(config.get("overwrite", False))
+    fix = ("use a new --workdir, or pass --config.overwrite=True to start over (the old outputs are moved "
+           "to <workdir>/previous-<time>/, not deleted).")
     path = os.path.join(workdir, "config.json")
-    new = json.loads(config.to_json())
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            raise ConfigError(f"{path} is unreadable or not JSON: remove it if the run in {workdir!r} "
-                              "is yours, or use another --workdir.") from None
-        old, new_values = _comparable(old), _comparable(new)
-        changed = sorted(k for k in set(old) | set(new_values) if old.get(k) != new_values.get(k))
-        _require(not changed or config.get("overwrite", False),
-                 f"--workdir={workdir!r} holds a run with another config (differs in: {', '.join(changed)}): "
-                 "use a new --workdir, or pass --config.overwrite=True to start that run over.")
+    if not os.path.exists(path):
+        outputs = _outputs(workdir)
+        _require(not outputs or overwrite,
+                 f"--workdir={workdir!r} holds outputs of a run ({', '.join(outputs)}) but no config.json to "
+                 f"check them against: {fix}")
+        return bool(outputs)
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        old = _comparable(old)
+    except (OSError, ValueError, AttributeError):
+        _require(overwrite, f"{path} is unreadable or not JSON, so the run in {workdir!r} cannot be checked: {fix}")
+        return True
+    new = _comparable(json.loads(config.to_json()))
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    _require(not changed or overwrite,
+             f"--workdir={workdir!r} holds a run with another config (differs in: {', '.join(changed)}): {fix}")
+    return bool(changed)
+
+
+def commit_workdir(workdir: str, config, set_aside: bool) -> None:
+    """Writes ``config.json`` (atomically, only if it changes). With ``set_aside`` (another
+    run's outputs and ``--config.overwrite=True``), first moves that run's outputs and
+    config.json to ``workdir/previous-<time>/``: earlier results are never deleted or mixed
+    with the new run's."""
+    path = os.path.join(workdir, "config.json")
+    if set_aside:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        previous = os.path.join(workdir, f"previous-{stamp}")
+        suffix = 1
+        while os.path.exists(previous):
+            previous, suffix = os.path.join(workdir, f"previous-{stamp}-{suffix}"), suffix + 1
+        os.makedirs(previous)
+        # config.json last: a run killed half way still sees the old config and moves the rest.
+        names = _outputs(workdir) + (["config.json"] if os.path.exists(path) else [])
+        for name in names:
+            os.replace(os.path.join(workdir, name), os.path.join(previous, name))
+        logging.warning("--config.overwrite=True: moved the earlier run's %s to %s.", ", ".join(names), previous)
+    text = json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True)
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
     with open(path + ".tmp", "w") as f:
-        json.dump(new, f, indent=2, sort_keys=True)
+        f.write(text)
     os.replace(path + ".tmp", path)
+
+
+def prepare_workdir(workdir: str, config) -> None:
+    """`check_workdir` then `commit_workdir`: a workdir ready for a run of ``config``."""
+    commit_workdir(workdir, config, check_workdir(workdir, config))
