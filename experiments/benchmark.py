@@ -7,7 +7,9 @@ Prints each figure next to its target (issue "Performance") and writes them as J
   step, with achieved GFLOP/s and the fraction of the matmul peak;
 - compile time of the first step;
 - importance-sampled NLL with k = 1000 on 10,000 images;
-- PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors.
+- PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
+- sweep throughput: 8 members (beta x seed) trained as one vmapped program (`vae_jax.sweep`)
+  against 8 separate trainings of the same steps, for the reference VAE and a small one.
 All timings are medians of repeats after a warm-up, measured in the same process.
 """
 
@@ -28,7 +30,7 @@ from vae_jax import metrics, pca, train
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the figures as JSON.")
-flags.DEFINE_list("parts", ["matmul", "train", "nll", "pca"], "Which parts to run.")
+flags.DEFINE_list("parts", ["matmul", "train", "nll", "pca", "sweep"], "Which parts to run.")
 
 HIDDEN, LATENTS, PIXELS, BATCH = 400, 20, 784, 128
 
@@ -147,6 +149,71 @@ def pca_speed(num_examples: int, repeats: int) -> dict:
             "pca_error": ours_error, "sklearn_pca_error": sk_error}
 
 
+def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hidden: int, latents: int,
+                  batch: int, members: int = 8) -> dict:
+    """Member-examples/s of ``members`` VAEs (beta x seed) trained as one vmapped sweep
+    program against the same members trained one after another as separate runs (each its
+    own fused-epoch program, as `train.train_network` builds it), for one epoch of
+    ``num_examples`` synthetic binary images each. Steady state: medians of interleaved
+    repeats after a warm-up; ``_first_s``: the first epoch of all members, compilation included."""
+    from vae_jax import sweep
+
+    config = reference_config()
+    config.model.encoder_hidden = config.model.decoder_hidden = (hidden,)
+    config.model.latents, config.batch_size = latents, batch
+    shape = (side, side, 1)
+    images = (jax.random.uniform(jax.random.key(0), (num_examples, *shape)) < 0.13).astype(jnp.float32)
+    steps = num_examples // batch
+    overrides = sweep.product(sweep.values("beta", [0.5, 1.0, 2.0, 4.0]),
+                              sweep.values("seed", list(range((members + 3) // 4))))[:members]
+    configs = [sweep.apply_overrides(config, o) for o in overrides]
+
+    separate = []
+    for member in configs:
+        fns, model = train.model_fns(member, shape)
+        keys = train.run_keys(member.seed)
+        state = train.create_train_state(model, shape, train.make_optimizer(member.optimizer, steps), keys["init"])
+        epoch = train.make_train_epoch(train.make_train_step(fns, dynamic_binarization=False), fused=True)
+        separate.append({"state": state, "epoch": epoch, "key": keys["train"],
+                         "order": train.epoch_order(keys["data"], 0, num_examples, batch)})
+
+    def run_separate():
+        for run in separate:
+            run["state"], metrics = run["epoch"](run["state"], images, run["order"], run["key"])
+            jax.block_until_ready(metrics)
+
+    group = sweep.group_members(sweep.expand(config, overrides, "unused"))[0]
+    _, model = train.model_fns(config, shape)
+    keys = [train.run_keys(member.seed) for member in configs]
+    orders = jnp.stack([train.epoch_order(k["data"], 0, num_examples, batch) for k in keys])
+    train_keys = jnp.stack([k["train"] for k in keys])
+    holder = {"state": sweep.initial_group_state(group, model, shape, steps),
+              "epoch": sweep.make_group_epoch(model, config, shared_images=True)}
+
+    def run_vmapped():
+        holder["state"], metrics = holder["epoch"](holder["state"], images, orders, train_keys)
+        jax.block_until_ready(metrics)
+
+    def seconds(fn):
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    first_separate, first_vmapped = seconds(run_separate), seconds(run_vmapped)
+    times = {"separate": [], "vmapped": []}
+    for _ in range(repeats):  # interleaved, so that load changes on a shared machine hit both
+        times["separate"].append(seconds(run_separate))
+        times["vmapped"].append(seconds(run_vmapped))
+    examples = members * steps * batch
+    separate_s, vmapped_s = statistics.median(times["separate"]), statistics.median(times["vmapped"])
+    return {f"{prefix}_model": f"{side * side}-{hidden}-{latents}, batch {batch}, {members} members, {steps} steps each",
+            f"{prefix}_separate_examples_per_s": examples / separate_s,
+            f"{prefix}_vmapped_examples_per_s": examples / vmapped_s,
+            f"{prefix}_speedup": separate_s / vmapped_s,
+            f"{prefix}_first_epoch_separate_s": first_separate, f"{prefix}_first_epoch_vmapped_s": first_vmapped,
+            f"{prefix}_speedup_with_compile": first_separate / first_vmapped}
+
+
 def main(argv):
     del argv
     quick = FLAGS.quick
@@ -164,6 +231,11 @@ def main(argv):
         figures.update(nll_throughput(500 if quick else 10_000, 100 if quick else 1000))
     if "pca" in FLAGS.parts:
         figures.update(pca_speed(6000 if quick else 60_000, repeats))
+    if "sweep" in FLAGS.parts:
+        figures.update(sweep_speedup("sweep", 1280 if quick else 12_800, repeats, side=28, hidden=HIDDEN,
+                                     latents=LATENTS, batch=BATCH))
+        figures.update(sweep_speedup("sweep_small", 1280 if quick else 6400, repeats, side=8, hidden=32,
+                                     latents=2, batch=32))
 
     targets = {
         "fused_epoch": ("examples/s", ">= 36000 (2-core CPU)"),
@@ -177,6 +249,14 @@ def main(argv):
         "sklearn_pca_seconds": ("s", "(reference)"),
         "pca_error": ("sq. error/image", "== sklearn_pca_error"),
         "sklearn_pca_error": ("sq. error/image", "(reference)"),
+        "sweep_speedup": ("x", ">= 2 (8 vmapped vs 8 separate, 784-400-20)"),
+        "sweep_vmapped_examples_per_s": ("examples/s", "(all members)"),
+        "sweep_separate_examples_per_s": ("examples/s", "(all members)"),
+        "sweep_speedup_with_compile": ("x", "(first epoch, compilation included)"),
+        "sweep_small_speedup": ("x", ">= 2 (8 vmapped vs 8 separate, 64-32-2)"),
+        "sweep_small_vmapped_examples_per_s": ("examples/s", "(all members)"),
+        "sweep_small_separate_examples_per_s": ("examples/s", "(all members)"),
+        "sweep_small_speedup_with_compile": ("x", "(first epoch, compilation included)"),
     }
     print(f"backend: {figures['backend']}  devices: {len(figures['devices'])}" + ("  (QUICK run)" if quick else ""))
     print(f"{'figure':40s} {'measured':>14s}  {'unit':16s} target")

@@ -1,0 +1,22 @@
+"""Sweep: latent sizes {2, 20} x learning rates {3e-4, 1e-3} (4 members in 2 groups).
+
+Command:
+  python -m experiments.sweep --config=configs/sweeps/latents.py --workdir=runs/sweep_latents
+The latent size changes the parameters' shapes, so each size is its own program (group
+``group-model.latents=2`` and ``group-model.latents=20``); the two learning rates of a size
+train together in it.
+"""
+
+from configs import vae
+from vae_jax import sweep
+
+
+def get_config():
+    config = vae.get_config()
+    config.num_epochs = 10
+    return config
+
+
+def get_sweep():
+    return sweep.product(sweep.values("model.latents", [2, 20]),
+                         sweep.values("optimizer.learning_rate", [3e-4, 1e-3]))
