@@ -1,0 +1,52 @@
+"""Test log-likelihood of a trained VAE run: ``python -m experiments.evaluate --workdir=runs/vae``.
+
+Reads the run's `config.json` and latest checkpoint, then reports on the chosen split the
+importance-sampled NLL (``--num_samples`` k, nats per example, with its standard error),
+the negative ELBO and the active units, and writes them to ``<workdir>/nll_<split>_k<k>.json``.
+Use ``--split=valid`` for model selection and the test split once per final model.
+Runtime: about 1.5 minutes for k = 1000 on 10,000 binarised-MNIST images on a 2-core CPU.
+"""
+
+import json
+import os
+import time
+
+import jax
+import ml_collections
+from absl import app, flags
+
+from experiments import common
+from vae_jax import data, metrics, train
+
+WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train.", required=True)
+NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
+SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
+
+
+def main(argv):
+    del argv
+    with open(os.path.join(WORKDIR.value, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    for key in ("encoder_hidden", "decoder_hidden", "conv_features"):
+        config.model[key] = tuple(config.model[key])
+    fns, model, params, _ = common.train_and_restore(config, WORKDIR.value)
+    splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None)
+    if SPLIT.value not in splits:
+        raise app.UsageError(f"--split={SPLIT.value}: {config.data.name} has the splits {sorted(splits)}.")
+    images = splits[SPLIT.value].images
+    key = jax.random.fold_in(train.run_keys(config.seed)["eval"], NUM_SAMPLES.value)
+    start = time.perf_counter()
+    nll = metrics.vae_log_likelihood(model, params, config, images, key, num_samples=NUM_SAMPLES.value)
+    seconds = time.perf_counter() - start
+    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, key)
+    units = metrics.active_units(lambda x: fns.encode(params, x), images)
+    result = {"split": SPLIT.value, "num_samples": NUM_SAMPLES.value, "nll": nll["nll"],
+              "standard_error": nll["standard_error"], "neg_elbo": elbo["neg_elbo"],
+              "active_units": units["active_units"], "latents": config.model.latents, "seconds": seconds}
+    with open(os.path.join(WORKDIR.value, f"nll_{SPLIT.value}_k{NUM_SAMPLES.value}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
