@@ -23,28 +23,35 @@ NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k pe
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
 
 
-def main(argv):
-    del argv
-    with open(os.path.join(WORKDIR.value, "config.json")) as f:
+def evaluate_run(workdir: str, *, num_samples: int, split: str) -> dict:
+    """Evaluates the VAE run in ``workdir`` on ``split``; writes and returns the figures."""
+    with open(os.path.join(workdir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
     for key in ("encoder_hidden", "decoder_hidden", "conv_features"):
         config.model[key] = tuple(config.model[key])
-    fns, model, params, _ = common.train_and_restore(config, WORKDIR.value)
+    fns, model, params, _ = common.train_and_restore(config, workdir)
     splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None)
-    if SPLIT.value not in splits:
-        raise app.UsageError(f"--split={SPLIT.value}: {config.data.name} has the splits {sorted(splits)}.")
-    images = splits[SPLIT.value].images
-    key = jax.random.fold_in(train.run_keys(config.seed)["eval"], NUM_SAMPLES.value)
+    if split not in splits:
+        raise app.UsageError(f"--split={split}: {config.data.name} has the splits {sorted(splits)}.")
+    images = splits[split].images
+    eval_key = train.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
+    key = jax.random.fold_in(eval_key, num_samples)
     start = time.perf_counter()
-    nll = metrics.vae_log_likelihood(model, params, config, images, key, num_samples=NUM_SAMPLES.value)
+    nll = metrics.vae_log_likelihood(model, params, config, images, key, num_samples=num_samples)
     seconds = time.perf_counter() - start
-    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, key)
+    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key)
     units = metrics.active_units(lambda x: fns.encode(params, x), images)
-    result = {"split": SPLIT.value, "num_samples": NUM_SAMPLES.value, "nll": nll["nll"],
+    result = {"split": split, "num_samples": num_samples, "nll": nll["nll"],
               "standard_error": nll["standard_error"], "neg_elbo": elbo["neg_elbo"],
               "active_units": units["active_units"], "latents": config.model.latents, "seconds": seconds}
-    with open(os.path.join(WORKDIR.value, f"nll_{SPLIT.value}_k{NUM_SAMPLES.value}.json"), "w") as f:
+    with open(os.path.join(workdir, f"nll_{split}_k{num_samples}.json"), "w") as f:
         json.dump(result, f, indent=2)
+    return result
+
+
+def main(argv):
+    del argv
+    result = evaluate_run(WORKDIR.value, num_samples=NUM_SAMPLES.value, split=SPLIT.value)
     print(json.dumps(result, indent=2))
 
 
