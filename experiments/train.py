@@ -7,6 +7,11 @@ with ``--config.nonfinite=stop``, ends the run with exit status 2 and one ``erro
 message on stderr saying what is wrong and how to fix it. A workdir holding a run of
 another config is refused; ``--config.overwrite=True`` then starts over after moving that
 run's outputs (checkpoints, metrics, figures, config.json) to ``<workdir>/previous-<time>/``.
+
+Training is data parallel over every device. For several processes (hosts), start the same
+command in each with ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I``
+(``$JAX_COORDINATOR_ADDRESS`` may give the address; under SLURM / Open MPI no flags): see README,
+"Several devices and hosts".
 """
 
 import sys
@@ -14,12 +19,17 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import checkpoints, data, train, validation
+from vae_jax import checkpoints, data, parallel, train, validation
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures (resumes if it holds a run).")
 flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0, where it serves "
+                    "jax.distributed's coordinator (the same in every process). Detected under SLURM / Open MPI.")
+flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes take part.")
+flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index, 0 .. num_processes - 1 "
+                     "(0 writes the logs, figures and config.json).")
 
 # The project's user-facing errors: their messages say what to do, so no traceback is shown.
 USER_ERRORS = (validation.ConfigError, data.DataError, checkpoints.CheckpointError, train.NonFiniteError)
@@ -29,6 +39,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
+        # First of all: jax.distributed must start before anything uses a device.
+        parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
         validation.validate_config(FLAGS.config)  # before the config is logged: a bad value gives one line
         logging.info("Config:\n%s", FLAGS.config)
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)

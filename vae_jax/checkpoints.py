@@ -12,6 +12,9 @@ own metadata (written in the same atomic commit) and every restore is checked ag
 A step that fails to restore or to match is reported and the previous step is used; the
 damaged newer steps are then moved to ``workdir/damaged-checkpoints/`` (kept, never
 deleted) so that the run can write those steps again.
+
+In a multi-process run every process calls `save` and `restore_latest` (orbax coordinates
+them: each replicated array is written once); process 0 alone moves damaged steps aside.
 """
 
 from __future__ import annotations
@@ -98,14 +101,20 @@ def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> None:
 
 
 def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
-    """Moves damaged step directories to ``workdir/damaged-checkpoints/<step>-<time>``."""
-    aside = os.path.join(os.path.dirname(str(manager.directory)), "damaged-checkpoints")
-    os.makedirs(aside, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for step in steps:
-        target = os.path.join(aside, f"{step}-{stamp}")
-        os.replace(_step_dir(manager, step), target)
-        logging.warning("Moved the damaged checkpoint step %d to %s.", step, target)
+    """Moves damaged step directories to ``workdir/damaged-checkpoints/<step>-<time>``
+    (process 0 of a multi-process run moves them; every process then sees them gone)."""
+    if jax.process_index() == 0:
+        aside = os.path.join(os.path.dirname(str(manager.directory)), "damaged-checkpoints")
+        os.makedirs(aside, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for step in steps:
+            target = os.path.join(aside, f"{step}-{stamp}")
+            os.replace(_step_dir(manager, step), target)
+            logging.warning("Moved the damaged checkpoint step %d to %s.", step, target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("vae_jax.damaged_checkpoints_moved")
     manager.reload()
 
 

@@ -10,6 +10,29 @@ Design (see README, "Training"):
 - Metrics stay on the device until the end of the epoch (one host transfer per epoch).
 - Non-finite gradients never reach the parameters (`optax.apply_if_finite`); with
   ``config.nonfinite='stop'`` the run stops before the next checkpoint is written.
+
+Data parallelism over every device (`vae_jax.parallel`; README, "Several devices and hosts"):
+- One 1-D mesh, axis ``'data'``, over all devices of all processes. The parameters, the
+  optimiser state, the keys and the (small) training set are replicated: each device holds
+  a copy, so the epoch stays one `lax.scan` over a resident training set. Each global batch
+  is the one a single device would use (``images[order[step]]``); the step constrains it to
+  ``P('data')`` (`jax.lax.with_sharding_constraint`) right after the gather, so each device
+  gathers and computes only its ``batch_size / devices`` rows. XLA's sharding propagation
+  turns the batch means into all-reduces (of gradients and metrics: the only communication,
+  no example crosses devices), and the jitted epoch returns the state replicated
+  (``out_shardings``). PRNG keys are partitionable (threefry), so every example draws the
+  same noise as on one device: results match one device's up to float reordering.
+- ``batch_size`` must divide evenly by the number of devices (`validation.ConfigError`,
+  before any work). Evaluation chunks are split the same way when their size divides (else
+  each device evaluates the whole chunk).
+- Several processes (`parallel.initialize`, called first by ``experiments/train.py``): each
+  process loads the whole training split (MNIST-sized data fit on every device) and puts it
+  on its own devices, computes the same epoch order from the seed, and its devices gather
+  only their rows of each global batch. Only process 0 writes config.json, metrics.jsonl,
+  TensorBoard events, figures and final_metrics.json; every process takes part in orbax's
+  checkpoint saves (each replicated array is written once) and restores the same step.
+- With one device the mesh has one device: the same programs and bit-identical results as
+  before data parallelism.
 """
 
 from __future__ import annotations
@@ -26,8 +49,9 @@ import numpy as np
 import optax
 from absl import logging
 from flax.training import train_state
+from jax.sharding import Mesh
 
-from vae_jax import checkpoints, data, figures, models, objectives, validation
+from vae_jax import checkpoints, data, figures, models, objectives, parallel, validation
 from vae_jax import pca as pca_lib
 
 # Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
@@ -97,25 +121,32 @@ def epoch_order(data_key: jax.Array, epoch: int, num_examples: int, batch_size: 
     return permutation[: steps * batch_size].reshape(steps, batch_size)
 
 
-def make_train_epoch(train_step, *, fused: bool):
+def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
     """``(state, images, order, train_key) -> (state, mean metrics)`` for one epoch.
 
     Fused: a single compiled `lax.scan` over the epoch's batches. Unfused: one jitted call
     per step, metrics summed on the device. The state's buffers are donated either way.
+    With a ``mesh`` (the arguments replicated on it), each batch is split over its
+    ``'data'`` axis and the state and metrics come back replicated.
     """
 
     def step_at(state, images, indices, train_key):
-        return train_step(state, images[indices], jax.random.fold_in(train_key, state.step))
+        batch = images[indices]
+        if mesh is not None:
+            batch = jax.lax.with_sharding_constraint(batch, parallel.batch_sharded(mesh))
+        return train_step(state, batch, jax.random.fold_in(train_key, state.step))
 
+    jit = functools.partial(jax.jit, donate_argnums=0,
+                            out_shardings=None if mesh is None else parallel.replicated(mesh))
     if fused:
-        @functools.partial(jax.jit, donate_argnums=0)
+        @jit
         def fused_epoch(state, images, order, train_key):
             state, metrics = jax.lax.scan(lambda s, idx: step_at(s, images, idx, train_key), state, order)
             return state, jax.tree.map(jnp.mean, metrics)
 
         return fused_epoch
 
-    jitted_step = jax.jit(step_at, donate_argnums=0)
+    jitted_step = jit(step_at)
 
     def stepwise_epoch(state, images, order, train_key):
         totals = None
@@ -127,14 +158,18 @@ def make_train_epoch(train_step, *, fused: bool):
     return stepwise_epoch
 
 
-def make_evaluate(fns: objectives.ModelFns, batch_size: int):
+def make_evaluate(fns: objectives.ModelFns, batch_size: int, mesh: Mesh | None = None):
     """``(params, images, key) -> {metric: mean over images}`` in fixed-size jitted chunks.
 
-    The last chunk is padded and masked, so every chunk reuses one compiled program.
+    The last chunk is padded and masked, so every chunk reuses one compiled program. With a
+    ``mesh`` (params and key replicated on it), a chunk whose size divides by the number of
+    devices is split over them (each evaluates its rows; else each evaluates the chunk).
     """
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=None if mesh is None else parallel.replicated(mesh))
     def chunk_sums(params, chunk, mask, key):
+        if mesh is not None and len(chunk) % mesh.size == 0:
+            chunk, mask = (jax.lax.with_sharding_constraint(x, parallel.batch_sharded(mesh)) for x in (chunk, mask))
         metrics = fns.per_example_metrics(params, chunk, key)
         return {name: jnp.sum(jnp.where(mask, value, 0.0)) for name, value in metrics.items()}
 
@@ -153,14 +188,15 @@ def make_evaluate(fns: objectives.ModelFns, batch_size: int):
 
 
 class MetricsLog:
-    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only.
+    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only
+    (the other processes of a multi-process run write nothing, and skip clu's import).
 
     The TensorBoard writer (and its events file) is created on first use, so a run that
     stops before training (e.g. on a damaged checkpoint) leaves no new file behind.
     """
 
     def __init__(self, workdir: str):
-        self.active = jax.process_index() == 0
+        self.active = parallel.is_primary()
         self.workdir = workdir
         self._writer = None
         self.path = os.path.join(workdir, "metrics.jsonl")
@@ -170,14 +206,15 @@ class MetricsLog:
         if self._writer is None:
             from clu import metric_writers  # imports TensorFlow (~10 s): only once metrics are written
 
-            self._writer = metric_writers.create_default_writer(self.workdir, just_logging=not self.active)
+            self._writer = metric_writers.create_default_writer(self.workdir)
         return self._writer
 
     def write(self, step: int, split: str, metrics: dict[str, float], **extra) -> None:
+        if not self.active:
+            return
         self.writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
-        if self.active:
-            with open(self.path, "a") as f:
-                f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
 
     def truncate(self, step: int) -> None:
         """Drops the metrics.jsonl records after ``step`` (and any partial line), rewriting the
@@ -201,8 +238,9 @@ class MetricsLog:
                             len(lines) - len(kept), step)
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        if self.active:
+            self.writer.flush()
+            self.writer.close()
 
 
 def _format_duration(seconds: float) -> str:
@@ -210,18 +248,22 @@ def _format_duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
-    """Trains an AE or VAE for ``config.num_epochs`` epochs, resuming from the workdir."""
+def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mesh: Mesh | None = None):
+    """Trains an AE or VAE for ``config.num_epochs`` epochs, resuming from the workdir, data
+    parallel over ``mesh`` (default: every device). Returns the parameters, replicated."""
+    mesh = parallel.data_mesh() if mesh is None else mesh
     keys = run_keys(config.seed)
-    train_images = jnp.asarray(splits["train"].images)
+    train_images = parallel.replicate(splits["train"].images, mesh)
     test_images = splits["test"].images
     num_train = len(train_images)
     steps_per_epoch = num_train // config.batch_size
     total_steps = steps_per_epoch * config.num_epochs
     tx = make_optimizer(config.optimizer, total_steps)
     state = create_train_state(model, train_images.shape[1:], tx, keys["init"])
-    logging.info("Model %s with %d parameters; %d steps of %d examples per epoch.", type(model).__name__,
-                 sum(leaf.size for leaf in jax.tree.leaves(state.params)), steps_per_epoch, config.batch_size)
+    state, keys = parallel.replicate((state, keys), mesh)  # the restore target is then replicated too
+    logging.info("Model %s with %d parameters; %d steps of %d examples per epoch, %d per device on %d device(s) "
+                 "of %d process(es).", type(model).__name__, sum(leaf.size for leaf in jax.tree.leaves(state.params)),
+                 steps_per_epoch, config.batch_size, config.batch_size // mesh.size, mesh.size, jax.process_count())
 
     manager = checkpoints.open_manager(workdir)
     restored = checkpoints.restore_latest(manager, state)
@@ -231,8 +273,8 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
     log.truncate(int(state.step))
     train_step = make_train_step(fns, dynamic_binarization=config.data.binarize == "dynamic",
                                  kl_warmup_steps=config.kl_warmup_steps)
-    train_epoch = make_train_epoch(train_step, fused=config.fused_epoch)
-    evaluate = make_evaluate(fns, config.eval_batch_size)
+    train_epoch = make_train_epoch(train_step, fused=config.fused_epoch, mesh=mesh)
+    evaluate = make_evaluate(fns, config.eval_batch_size, mesh)
 
     start_epoch = int(state.step) // steps_per_epoch
     skipped_before = int(state.opt_state.total_notfinite)
@@ -270,19 +312,22 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog):
     return state.params
 
 
-def fit_pca(config, splits, workdir: str) -> pca_lib.PCA:
-    """Fits (or restores) PCA with ``config.model.latents`` components on the training split."""
+def fit_pca(config, splits, workdir: str, mesh: Mesh | None = None) -> pca_lib.PCA:
+    """Fits (or restores) PCA with ``config.model.latents`` components on the training split;
+    returned replicated on ``mesh`` (default: every device). Each process fits the same PCA."""
+    mesh = parallel.data_mesh() if mesh is None else mesh
     images = splits["train"].images
     manager = checkpoints.open_manager(workdir)
     dim = int(np.prod(images.shape[1:]))
     latents = config.model.latents
     template = pca_lib.PCA(jnp.zeros(dim), jnp.zeros((latents, dim)), jnp.zeros(latents), jnp.zeros(()))
-    fitted = checkpoints.restore_latest(manager, template)
+    fitted = checkpoints.restore_latest(manager, parallel.replicate(template, mesh))
     if fitted is None:
         start = time.perf_counter()
         fitted = jax.block_until_ready(pca_lib.fit(images, latents))
         logging.info("PCA with %d components fitted in %.2f s; explained variance %.3f.", latents,
                      time.perf_counter() - start, float(fitted.explained_variance_ratio.sum()))
+        fitted = parallel.replicate(fitted, mesh)  # saved once by orbax, however many processes
         checkpoints.save(manager, 1, fitted)
     else:
         logging.info("PCA restored from %s.", manager.directory)
@@ -337,22 +382,28 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     per image for reconstructions).
     """
     validation.validate_config(config)
+    validation.validate_device_split(config, jax.device_count())
+    mesh = parallel.data_mesh()  # every device of every process (see the module docstring)
     set_aside = validation.check_workdir(workdir, config)  # changes nothing in the workdir yet
     splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None,
                                download=config.data.download, seed=config.seed)
     validation.validate_against_data(config, splits["train"].images.shape)
-    validation.commit_workdir(workdir, config, set_aside)
+    parallel.barrier("vae_jax.workdir_checked")  # every process has looked before process 0 writes
+    if parallel.is_primary():
+        validation.commit_workdir(workdir, config, set_aside)
+    parallel.barrier("vae_jax.workdir_committed")
     image_shape = splits["train"].images.shape[1:]
     fns, model = model_fns(config, image_shape)
     log = MetricsLog(workdir)
     if model is None:
-        params = fit_pca(config, splits, workdir)
+        params = fit_pca(config, splits, workdir, mesh)
     else:
-        params = train_network(config, fns, model, splits, workdir, log)
+        params = train_network(config, fns, model, splits, workdir, log, mesh)
     keys = run_keys(config.seed)
-    test_metrics = make_evaluate(fns, config.eval_batch_size)(params, splits["test"].images, keys["eval"])
-    if log.active:
-        save_figures(config, fns, params, splits, workdir, keys["eval"])
+    evaluate = make_evaluate(fns, config.eval_batch_size, mesh)
+    test_metrics = evaluate(params, splits["test"].images, parallel.replicate(keys["eval"], mesh))
+    if log.active:  # process 0 alone: on host copies of the parameters
+        save_figures(config, fns, parallel.to_host(params), splits, workdir, keys["eval"])
         path = os.path.join(workdir, "final_metrics.json")
         with open(path + ".tmp", "w") as f:
             json.dump(test_metrics, f, indent=2, sort_keys=True)

@@ -101,6 +101,16 @@ def validate_config(config) -> None:
                           "--config.data.binarize=dynamic (a Bernoulli likelihood of grey levels is not a likelihood).")
 
 
+def validate_device_split(config, num_devices: int) -> None:
+    """Data parallelism gives every device an equal share of each batch (PCA has no batches)."""
+    if config.model.kind == "pca" or config.batch_size % num_devices == 0:
+        return
+    suggestion = max(1, round(config.batch_size / num_devices)) * num_devices
+    raise ConfigError(f"--config.batch_size={config.batch_size} does not divide evenly over the {num_devices} devices "
+                      f"(each device trains on an equal share of every batch): use --config.batch_size={suggestion} "
+                      f"(a multiple of {num_devices}).")
+
+
 def validate_batch_size(config, num_train: int) -> None:
     """The batch must fit in the training split (one step per epoch at least)."""
     _require(config.batch_size <= num_train,
