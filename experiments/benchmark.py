@@ -92,11 +92,11 @@ def train_throughput(num_examples: int, repeats: int) -> dict:
     state = train.create_train_state(model, (28, 28, 1), tx, keys["init"])
     step = train.make_train_step(fns, dynamic_binarization=False)
 
-    def step_at(state, indices):
+    def step_at(state, images, indices):  # images as an argument, as in the trainer (not a constant)
         return step(state, images[indices], jax.random.fold_in(keys["train"], state.step))
 
     start = time.perf_counter()
-    jax.jit(step_at).lower(state, order[0]).compile()
+    jax.jit(step_at).lower(state, images, order[0]).compile()
     compile_seconds = time.perf_counter() - start
 
     results = {"compile_first_step_s": compile_seconds, "flops_per_example": flops_per_example()}
