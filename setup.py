@@ -16,7 +16,6 @@ setup(
         "numpy>=1.26",
         "absl-py>=2.1",
         "ml-collections>=1.0",
-        "clu>=0.0.12",
         "tensorboard>=2.15",
         "matplotlib>=3.8",
         "scikit-learn>=1.4",

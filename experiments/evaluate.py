@@ -18,7 +18,7 @@ from absl import app, flags
 from experiments import common
 from vae_jax import data, metrics, train
 
-WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train.", required=True)
+WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
 
@@ -56,4 +56,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    flags.mark_flag_as_required("workdir")
     app.run(main)

@@ -186,9 +186,9 @@ def test_two_processes_resume_and_match_one_process(runs, tmp_path):
         assert f"Resuming from the checkpoint at step {STEPS_PER_EPOCH}" in text
     compare(workdir, reference, EPOCHS, "2 processes (1 device each)")
     # Process 0 alone writes metrics and figures: the TensorBoard events files (named
-    # ...<pid>.<n>.v2) are those of the 4-device run and of process 0.
+    # events.out.tfevents.<time>.<host>.<pid>.<n>) are those of the 4-device run and of process 0.
     events = [n for n in os.listdir(workdir) if n.startswith("events.out.tfevents")]
-    assert sorted(int(n.split(".")[-3]) for n in events) == sorted([four_devices_pid, processes[0].pid]), events
+    assert sorted(int(n.split(".")[-2]) for n in events) == sorted([four_devices_pid, processes[0].pid]), events
 
 
 def test_batch_size_must_divide_over_the_devices(monkeypatch, tmp_path):

@@ -49,6 +49,9 @@ import numpy as np
 import optax
 from absl import logging
 from flax.training import train_state
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from jax.sharding import Mesh
 
 from vae_jax import checkpoints, data, figures, models, objectives, parallel, validation
@@ -188,8 +191,11 @@ def make_evaluate(fns: objectives.ModelFns, batch_size: int, mesh: Mesh | None =
 
 
 class MetricsLog:
-    """Writes metrics to TensorBoard (clu) and to ``workdir/metrics.jsonl``, process 0 only
-    (the other processes of a multi-process run write nothing, and skip clu's import).
+    """Writes metrics to TensorBoard event files and to ``workdir/metrics.jsonl``, process 0
+    only (the other processes of a multi-process run write nothing).
+
+    Events are written with the `tensorboard` package's own writer, which needs no
+    TensorFlow (clu's writer imports TensorFlow: a 1.5 GB dependency and 10 s per start).
 
     The TensorBoard writer (and its events file) is created on first use, so a run that
     stops before training (e.g. on a damaged checkpoint) leaves no new file behind.
@@ -204,15 +210,14 @@ class MetricsLog:
     @property
     def writer(self):
         if self._writer is None:
-            from clu import metric_writers  # imports TensorFlow (~10 s): only once metrics are written
-
-            self._writer = metric_writers.create_default_writer(self.workdir)
+            self._writer = EventFileWriter(self.workdir)
         return self._writer
 
     def write(self, step: int, split: str, metrics: dict[str, float], **extra) -> None:
         if not self.active:
             return
-        self.writer.write_scalars(step, {f"{split}/{name}": value for name, value in metrics.items()})
+        values = [Summary.Value(tag=f"{split}/{name}", simple_value=float(value)) for name, value in metrics.items()]
+        self.writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
 
@@ -238,9 +243,8 @@ class MetricsLog:
                             len(lines) - len(kept), step)
 
     def close(self) -> None:
-        if self.active:
-            self.writer.flush()
-            self.writer.close()
+        if self._writer is not None:
+            self._writer.close()  # flushes
 
 
 def _format_duration(seconds: float) -> str:
@@ -402,6 +406,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     keys = run_keys(config.seed)
     evaluate = make_evaluate(fns, config.eval_batch_size, mesh)
     test_metrics = evaluate(params, splits["test"].images, parallel.replicate(keys["eval"], mesh))
+    if model is None and not os.path.exists(log.path):  # PCA has no epochs: log its one evaluation
+        log.write(0, "test", test_metrics)
     if log.active:  # process 0 alone: on host copies of the parameters
         save_figures(config, fns, parallel.to_host(params), splits, workdir, keys["eval"])
         path = os.path.join(workdir, "final_metrics.json")
