@@ -141,12 +141,8 @@ def make_decoder(module) -> nn.Module:
     return Decoder(module.decoder_hidden, module.output_shape, module.activation, module.output_activation)
 
 
-class Autoencoder(nn.Module):
-    """Deterministic autoencoder x -> z = e(x) -> d(z).
-
-    With ``encoder_hidden = decoder_hidden = ()`` and ``output_activation='none'`` it is
-    the lecture's linear autoencoder: one linear (affine) layer each way.
-    """
+class _EncoderDecoder(nn.Module):
+    """The fields an `Autoencoder` and a `VAE` share (sizes come from ``config.model``)."""
 
     encoder_hidden: Sequence[int]
     decoder_hidden: Sequence[int]
@@ -156,6 +152,14 @@ class Autoencoder(nn.Module):
     output_activation: str = "sigmoid"
     architecture: str = "mlp"  # mlp | conv
     conv_features: Sequence[int] = (32, 64)
+
+
+class Autoencoder(_EncoderDecoder):
+    """Deterministic autoencoder x -> z = e(x) -> d(z).
+
+    With ``encoder_hidden = decoder_hidden = ()`` and ``output_activation='none'`` it is
+    the lecture's linear autoencoder: one linear (affine) layer each way.
+    """
 
     def setup(self):
         self.encoder = make_encoder(self, gaussian=False)
@@ -173,21 +177,13 @@ class Autoencoder(nn.Module):
         return self.decoder(z)
 
 
-class VAE(nn.Module):
+class VAE(_EncoderDecoder):
     """Variational autoencoder: q(z|x) = N(mean(x), exp(logvar(x))), prior N(0, I).
 
     ``decoder_variance`` 'scalar' or 'per_pixel' adds a learned log-variance parameter
     (the lecture's c, learned instead of fixed; initialised at ``log(initial_variance)``).
     """
 
-    encoder_hidden: Sequence[int]
-    decoder_hidden: Sequence[int]
-    latents: int
-    output_shape: Sequence[int]
-    activation: str = "relu"
-    output_activation: str = "sigmoid"
-    architecture: str = "mlp"  # mlp | conv
-    conv_features: Sequence[int] = (32, 64)
     decoder_variance: str = "fixed"  # fixed | scalar | per_pixel
     initial_variance: float = 0.05
 
