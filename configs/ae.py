@@ -2,8 +2,8 @@
 
 Command:
   python -m experiments.train --config=configs/ae.py --workdir=runs/ae
-Runtime: about 2 minutes on a 2-core CPU.
-Expected result: see README ("Results"), test squared error per image.
+Runtime: about 1.5 minutes on a 2-core CPU.
+Expected result (seed 0): test squared error 7.50 per image (mse 0.0096 per pixel).
 """
 
 from configs import vae

@@ -2,8 +2,8 @@
 
 Command:
   python -m experiments.train --config=configs/pca.py --workdir=runs/pca
-Runtime: a few seconds on a 2-core CPU.
-Expected result: see README ("Results"): test squared error per image with 20 components.
+Runtime: about 20 seconds on a 2-core CPU (the fit itself takes under a second).
+Expected result: test squared error 14.66 per image with 20 components.
 """
 
 from configs import ae
