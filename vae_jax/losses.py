@@ -152,7 +152,7 @@ def reparameterize(
   gradients of a Monte-Carlo objective flow back into the encoder.
 
   Args:
-    rng: a PRNG key (``jax.random.key`` or legacy ``jax.random.PRNGKey``).
+    rng: a PRNG key (``jax.random.key``, or a legacy raw ``uint32[2]`` key array).
     mean: the mean ``mu``, shape ``[..., d]`` (any shape is accepted).
     logvar: the log-variance ``log sigma^2``, same shape as ``mean``.
 
