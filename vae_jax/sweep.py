@@ -55,7 +55,6 @@ VMAPPED_KEYS = ("seed", "beta", "c", "optimizer.learning_rate", "kl_warmup_steps
 RESULTS_NAME = "sweep_results"
 # Columns of the Markdown table, in this order when present.
 METRIC_ORDER = ("loss", "neg_elbo", "reconstruction", "kl", "squared_error", "mse")
-_MAX_SKIPPED_STEPS = getattr(train, "_MAX_SKIPPED_STEPS", 2**30)
 
 Overrides = dict[str, Any]
 
@@ -247,17 +246,10 @@ def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransfor
     with the (peak) learning rate a value of the optimiser state, so members may differ in it."""
 
     def adam(learning_rate):
-        warmup = optimizer_config.warmup_steps
-        if optimizer_config.schedule == "cosine":  # optax's cosine branches on its peak: scale a unit schedule
-            unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, max(total_steps, warmup + 1))
-            peak = learning_rate
-            learning_rate = lambda count: peak * unit(count)
-        elif warmup:
-            learning_rate = optax.warmup_constant_schedule(0.0, learning_rate, warmup)
-        return optax.adam(learning_rate)
+        return optax.adam(train.learning_rate_schedule(optimizer_config, total_steps, learning_rate))
 
     injected = optax.inject_hyperparams(adam)(learning_rate=optimizer_config.learning_rate)
-    return optax.apply_if_finite(injected, max_consecutive_errors=_MAX_SKIPPED_STEPS)
+    return optax.apply_if_finite(injected, max_consecutive_errors=train.MAX_SKIPPED_STEPS)
 
 
 def _with_learning_rate(opt_state, learning_rate: float):

@@ -59,7 +59,7 @@ from vae_jax import pca as pca_lib
 
 # Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
 # skip always, so this is effectively unbounded.
-_MAX_SKIPPED_STEPS = 2**30
+MAX_SKIPPED_STEPS = 2**30
 
 
 class NonFiniteError(FloatingPointError):
@@ -71,17 +71,26 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return dict(zip(("init", "train", "data", "eval"), jax.random.split(jax.random.key(seed), 4)))
 
 
+def learning_rate_schedule(optimizer_config, total_steps: int, peak):
+    """The learning rate (a constant or a function of the step) peaking at ``peak``.
+
+    ``peak`` may be traced (a sweep member's): the cosine is a unit schedule times ``peak``,
+    since optax's cosine schedule branches on its peak value.
+    """
+    warmup = optimizer_config.warmup_steps
+    if optimizer_config.schedule == "cosine":
+        unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, max(total_steps, warmup + 1))
+        return lambda count: peak * unit(count)
+    if warmup:
+        return optax.warmup_constant_schedule(0.0, peak, warmup)
+    return peak
+
+
 def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransformation:
     """Adam with a constant or cosine learning rate (optional linear warm-up), skipping
     updates whose gradients are not finite."""
-    peak, warmup = optimizer_config.learning_rate, optimizer_config.warmup_steps
-    if optimizer_config.schedule == "cosine":
-        learning_rate = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, max(total_steps, warmup + 1))
-    elif warmup:
-        learning_rate = optax.warmup_constant_schedule(0.0, peak, warmup)
-    else:
-        learning_rate = peak
-    return optax.apply_if_finite(optax.adam(learning_rate), max_consecutive_errors=_MAX_SKIPPED_STEPS)
+    learning_rate = learning_rate_schedule(optimizer_config, total_steps, optimizer_config.learning_rate)
+    return optax.apply_if_finite(optax.adam(learning_rate), max_consecutive_errors=MAX_SKIPPED_STEPS)
 
 
 def create_train_state(model, image_shape, tx, init_key: jax.Array) -> train_state.TrainState:
