@@ -33,6 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.architecture = "mlp"  # mlp | conv (stride-2 convolutions, then the MLP widths)
     config.model.conv_features = (32, 64)  # conv widths of the encoder (the decoder mirrors them)
     config.model.decoder_variance = "fixed"  # fixed (c below) | scalar | per_pixel (learned, from c)
+    # > 0: autoregressive Bernoulli decoder p(x_i | z, x_<i) (a local PixelCNN head on the decoder):
+    config.model.autoregressive_features = 0  # its width (0: factorised decoder, p(x|z) = prod_i p(x_i|z))
+    config.model.autoregressive_kernel = 7  # the masked convolution's size (odd): the context it sees
+    config.model.autoregressive_layers = 1  # per-pixel dense layers after it
+    config.model.autoregressive_z_features = 4  # channels of the decoder's feature map of z
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
     # 'squared_error' for the deterministic AE / PCA (loss ||x - d(e(x))||^2).
@@ -42,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.objective = "elbo"  # elbo | iwae (importance-weighted bound with num_train_samples)
     config.num_train_samples = 1  # k of the IWAE objective
     config.kl_warmup_steps = 0  # KL weight rises linearly from 0 to beta over these steps
+    config.free_bits = 0.0  # nats per latent dimension the ELBO objective's KL counts at least
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.learning_rate = 1e-3
@@ -50,6 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.batch_size = 128
     config.num_epochs = 30
+    config.model_selection = "last"  # last | valid (keep the epoch best on the validation split)
+    config.early_stopping_patience = 0  # with model_selection=valid: stop after this many epochs without gain
     config.eval_batch_size = 1000
     config.fused_epoch = True  # one compiled program per epoch (lax.scan over its steps)
     config.checkpoint_every_epochs = 1

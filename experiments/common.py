@@ -96,10 +96,11 @@ def train_and_restore(config, workdir: str):
     """Trains ``config`` in ``workdir`` (or reuses/resumes the run there) and restores it.
 
     Returns ``(fns, model, params, final_metrics)``: the `objectives.ModelFns`, the Flax
-    module (None for PCA), the trained parameters (the fitted `pca.PCA` for PCA) and the
-    final test metrics of `train.train_and_evaluate`.
+    module (None for PCA), the trained parameters (the fitted `pca.PCA` for PCA; the state
+    selected on the validation split with ``config.model_selection='valid'``) and the final
+    test metrics of `train.train_and_evaluate`.
     """
-    from vae_jax import checkpoints, data, train  # lazy: keeps `--help` fast
+    from vae_jax import checkpoints, data, selection, train  # lazy: keeps `--help` fast
     from vae_jax import pca as pca_lib
 
     final_metrics = train.train_and_evaluate(config, workdir)
@@ -111,7 +112,8 @@ def train_and_restore(config, workdir: str):
     else:
         template = train.create_train_state(model, image_shape, train.make_optimizer(config.optimizer, 1),
                                             train.run_keys(config.seed)["init"])
-    manager = checkpoints.open_manager(workdir)
+    selected = config.get("model_selection", "last") == "valid"
+    manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR if selected else "checkpoints")
     try:
         restored = checkpoints.restore_latest(manager, template)
     finally:

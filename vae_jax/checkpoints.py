@@ -46,15 +46,16 @@ def _drop_orbax_info(record) -> bool:
     return not (record.levelno <= 20 and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
-def open_manager(workdir: str, *, max_to_keep: int = MIN_TO_KEEP) -> ocp.CheckpointManager:
-    """The checkpoint manager of ``workdir/checkpoints`` (created if missing); it keeps the
-    newest ``max(max_to_keep, 2)`` steps."""
+def open_manager(workdir: str, *, max_to_keep: int = MIN_TO_KEEP, name: str = "checkpoints") -> ocp.CheckpointManager:
+    """The checkpoint manager of ``workdir/<name>`` (created if missing); it keeps the newest
+    ``max(max_to_keep, 2)`` steps. ``name`` is ``checkpoints`` (the run's latest state) or
+    ``best_checkpoints`` (the state selected on the validation split)."""
     absl_logger = logging.get_absl_logger()
     if _drop_orbax_info not in absl_logger.filters:
         absl_logger.addFilter(_drop_orbax_info)
     options = ocp.CheckpointManagerOptions(max_to_keep=max(max_to_keep, MIN_TO_KEEP), create=True,
                                            cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
+    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, name)), options=options)
 
 
 def tree_digest(tree: Any) -> str:

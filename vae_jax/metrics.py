@@ -249,7 +249,7 @@ class _VAELogLikelihood:
     def __call__(self, params, x, z):
         learned = getattr(self.model, "decoder_variance", "fixed") != "fixed"
         variance = self.model.apply(params, method=self.model.variance) if learned else None
-        return objectives.log_likelihood(self.config, x, self.model.apply(params, z, method=self.model.decode), variance)
+        return objectives.log_likelihood(self.config, x, self.model.apply(params, z, x, method=self.model.decode), variance)
 
 
 def vae_log_likelihood(

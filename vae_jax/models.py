@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from jax import lax
 
 from vae_jax import losses
 
@@ -126,6 +127,78 @@ class ConvDecoder(nn.Module):
         return activation(self.output_activation)(out)
 
 
+def causal_offsets(kernel_size: int) -> list[tuple[int, int]]:
+    """The ``(row, column)`` offsets of a ``k x k`` window strictly before its centre in raster
+    order: the rows above, and the pixels to the left in the centre row (PixelCNN's mask A)."""
+    half = kernel_size // 2
+    return [(dr, dc) for dr in range(-half, 1) for dc in range(-half, half + 1) if dr < 0 or dc < 0]
+
+
+def causal_neighbourhoods(x: jax.Array, kernel_size: int) -> jax.Array:
+    """``[b, H, W, C * n]``: at each pixel, the values of the ``n`` pixels of `causal_offsets`
+    (zero outside the image). Slices of the padded image: no convolution, no gradient needed."""
+    half = kernel_size // 2
+    height, width = x.shape[-3:-1]
+    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(half, half), (half, half), (0, 0)])
+    return jnp.concatenate([padded[..., half + dr:half + dr + height, half + dc:half + dc + width, :]
+                            for dr, dc in causal_offsets(kernel_size)], axis=-1)
+
+
+class MaskedConv(nn.Module):
+    """Same-size 2-D convolution whose output at a pixel sees only the input pixels before it
+    in raster order (`causal_offsets`), so it never sees the pixel it helps to predict.
+
+    Computed as a dense layer on `causal_neighbourhoods` (a masked convolution's taps without
+    the masked-out half): one matrix product, forward and backward."""
+
+    features: int
+    kernel_size: int = 7
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.Dense(self.features, name="taps")(causal_neighbourhoods(x, self.kernel_size))
+
+
+class AutoregressiveDecoder(nn.Module):
+    """p(x|z) = prod_i p(x_i | z, x_<i): a factorised decoder's feature map of z, mixed per pixel
+    with a masked convolution of the pixels before it (a local PixelCNN head; Gulrajani et
+    al. 2017, "PixelVAE"). Single-channel images; outputs Bernoulli logits.
+
+    The latent decoder ``base`` maps z to ``[b, H, W, z_features]``; at each pixel,
+    ``h = act(MaskedConv(x) + Dense(features))`` goes through ``hidden_layers`` per-pixel
+    dense layers of width ``features`` to one logit. Teacher forcing makes the log-likelihood
+    one parallel pass (``__call__(z, x)``); sampling is sequential (`sample_images` in
+    `vae_jax.objectives`).
+    """
+
+    base: nn.Module
+    features: int = 32
+    kernel_size: int = 7
+    hidden_layers: int = 1
+    activation: str = "relu"
+
+    def setup(self):
+        self.context = MaskedConv(self.features, self.kernel_size)
+        self.condition = nn.Dense(self.features)
+        self.hidden = [nn.Dense(self.features) for _ in range(self.hidden_layers)]
+        self.out = nn.Dense(1)
+
+    def latent_features(self, z: jax.Array) -> jax.Array:
+        """``[b, H, W, z_features]``: everything the decoder takes from z."""
+        return self.base(z)
+
+    def logits(self, latent_features: jax.Array, x: jax.Array) -> jax.Array:
+        """Logits ``[b, H, W, 1]`` of each pixel given z's features and the pixels before it in ``x``."""
+        act = activation(self.activation)
+        h = act(self.context(2.0 * x - 1.0) + self.condition(latent_features))
+        for layer in self.hidden:
+            h = act(layer(h))
+        return self.out(h)
+
+    def __call__(self, z: jax.Array, x: jax.Array) -> jax.Array:
+        return self.logits(self.latent_features(z), x)
+
+
 def make_encoder(module, gaussian: bool) -> nn.Module:
     """The encoder of an `Autoencoder` or `VAE` ``module`` (by its ``architecture``)."""
     if module.architecture == "conv":
@@ -134,11 +207,23 @@ def make_encoder(module, gaussian: bool) -> nn.Module:
 
 
 def make_decoder(module) -> nn.Module:
-    """The decoder of an `Autoencoder` or `VAE` ``module`` (by its ``architecture``)."""
+    """The decoder of an `Autoencoder` or `VAE` ``module`` (by its ``architecture``), wrapped in
+    an `AutoregressiveDecoder` when ``module.autoregressive_features`` > 0."""
+    autoregressive = getattr(module, "autoregressive_features", 0) > 0
+    output_shape = module.output_shape
+    output_activation = module.output_activation
+    if autoregressive:  # the base decoder emits a feature map of z, mixed per pixel later
+        output_shape = (*module.output_shape[:-1], module.autoregressive_z_features)
+        output_activation = module.activation
     if module.architecture == "conv":
-        return ConvDecoder(tuple(reversed(module.conv_features)), module.decoder_hidden, module.output_shape,
-                           module.activation, module.output_activation)
-    return Decoder(module.decoder_hidden, module.output_shape, module.activation, module.output_activation)
+        base = ConvDecoder(tuple(reversed(module.conv_features)), module.decoder_hidden, output_shape,
+                           module.activation, output_activation)
+    else:
+        base = Decoder(module.decoder_hidden, output_shape, module.activation, output_activation)
+    if not autoregressive:
+        return base
+    return AutoregressiveDecoder(base, module.autoregressive_features, module.autoregressive_kernel,
+                                 module.autoregressive_layers, module.activation)
 
 
 class _EncoderDecoder(nn.Module):
@@ -186,6 +271,11 @@ class VAE(_EncoderDecoder):
 
     decoder_variance: str = "fixed"  # fixed | scalar | per_pixel
     initial_variance: float = 0.05
+    # > 0: p(x|z) is autoregressive over pixels (`AutoregressiveDecoder`, Bernoulli logits).
+    autoregressive_features: int = 0
+    autoregressive_kernel: int = 7
+    autoregressive_layers: int = 1
+    autoregressive_z_features: int = 4
 
     def setup(self):
         self.encoder = make_encoder(self, gaussian=True)
@@ -201,14 +291,34 @@ class VAE(_EncoderDecoder):
         """
         mean, logvar = self.encode(x)
         z = losses.reparameterize(rng, mean, logvar)
-        return self.decode(z), mean, logvar
+        return self.decode(z, x), mean, logvar
+
+    @property
+    def autoregressive(self) -> bool:
+        """Whether p(x|z) is autoregressive: its outputs then depend on x (teacher forcing)."""
+        return self.autoregressive_features > 0
 
     def encode(self, x: jax.Array):
         """``(mean, logvar)`` of q(z|x), each ``[b, latents]``."""
         return self.encoder(x)
 
-    def decode(self, z: jax.Array) -> jax.Array:
-        return self.decoder(z)
+    def decode(self, z: jax.Array, x: jax.Array | None = None) -> jax.Array:
+        """The parameters of p(x|z) ``[b, *output_shape]``. An autoregressive decoder needs the
+        image ``x`` too: each pixel's logit is conditioned on the pixels before it in ``x``."""
+        if not self.autoregressive:
+            return self.decoder(z)
+        if x is None:
+            raise ValueError("An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
+                             "or draw images with objectives.vae_fns(...).decode_image.")
+        return self.decoder(z, x)
+
+    def latent_features(self, z: jax.Array) -> jax.Array:
+        """An autoregressive decoder's feature map of z (computed once per z when sampling)."""
+        return self.decoder.latent_features(z)
+
+    def pixel_logits(self, latent_features: jax.Array, x: jax.Array) -> jax.Array:
+        """An autoregressive decoder's logits given `latent_features` and the image so far."""
+        return self.decoder.logits(latent_features, x)
 
     def variance(self) -> jax.Array:
         """The learned decoder variance c (scalar or per pixel); only when it is learned."""
@@ -243,7 +353,11 @@ def build_model(model_config, likelihood: str, output_shape: Sequence[int], init
     )
     if model_config.kind == "vae":
         return VAE(**kwargs, decoder_variance=model_config.get("decoder_variance", "fixed"),
-                   initial_variance=initial_variance)
+                   initial_variance=initial_variance,
+                   autoregressive_features=model_config.get("autoregressive_features", 0),
+                   autoregressive_kernel=model_config.get("autoregressive_kernel", 7),
+                   autoregressive_layers=model_config.get("autoregressive_layers", 1),
+                   autoregressive_z_features=model_config.get("autoregressive_z_features", 4))
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)
     raise ValueError(f"build_model makes 'vae' or 'ae' models, got model.kind={model_config.kind!r}.")

@@ -65,16 +65,52 @@ def squared_error_metrics(x: jax.Array, reconstruction: jax.Array) -> dict[str, 
             "mse": squared_error / _flat(x).shape[-1]}
 
 
+def kl_with_free_bits(mean: jax.Array, logvar: jax.Array, free_bits: float) -> jax.Array:
+    """``[b]`` sum over latent dimensions j of max(free_bits, KL_j(q(z|x) || N(0, 1))), in nats.
+
+    Free bits (Kingma et al. 2016, per example here): a dimension costs at least
+    ``free_bits`` nats, so the optimiser gains nothing by pushing its KL below that, which
+    keeps latents from collapsing early. ``free_bits=0`` is the plain KL.
+    """
+    per_dimension = losses.gaussian_kl_to_standard_normal(mean[..., None], logvar[..., None])
+    return jnp.sum(jnp.maximum(per_dimension, free_bits), axis=-1)
+
+
+def greedy_autoregressive_images(model, params, z: jax.Array) -> jax.Array:
+    """Images ``[b, H, W, 1]`` of an autoregressive decoder for latents ``z``, pixel by pixel.
+
+    Deterministic: each pixel is set to its more likely value given z and the pixels before it,
+    and the returned image holds each pixel's probability p(x_i = 1 | z, x_<i) on that path
+    (a sharp stand-in for the decoder's mean, for figures). One decoder pass per pixel.
+    """
+    features = model.apply(params, z, method=model.latent_features)
+    height, width, channels = model.output_shape
+
+    def set_pixel(i, carry):
+        x, probabilities = carry
+        row, column = i // width, i % width
+        p = jax.nn.sigmoid(model.apply(params, features, x, method=model.pixel_logits)[:, row, column, 0])
+        x = x.at[:, row, column, 0].set((p > 0.5).astype(x.dtype))
+        return x, probabilities.at[:, row, column, 0].set(p)
+
+    empty = jnp.zeros((z.shape[0], height, width, channels), jnp.float32)
+    return jax.lax.fori_loop(0, height * width, set_pixel, (empty, empty))[1]
+
+
 def vae_fns(model, config) -> ModelFns:
     """`ModelFns` of a `models.VAE`.
 
     Loss per example: -E_q[log p(x|z)] + beta * kl_weight * KL(q(z|x) || N(0, I)) with one
-    sample (``config.objective='elbo'``), or the negative importance-weighted bound with
-    ``config.num_train_samples`` samples (``'iwae'``, Burda et al. 2016; beta is not used).
-    ``kl_weight`` in [0, 1] is the KL warm-up factor the trainer passes in.
+    sample (``config.objective='elbo'``; with ``config.free_bits`` > 0 each latent dimension's
+    KL counts as at least that many nats, `kl_with_free_bits`), or the negative
+    importance-weighted bound with ``config.num_train_samples`` samples (``'iwae'``, Burda
+    et al. 2016; beta and free bits are not used). ``kl_weight`` in [0, 1] is the KL warm-up
+    factor the trainer passes in. ``neg_elbo``, ``reconstruction`` and ``kl`` are always the
+    true (unweighted, unclamped) terms.
     """
     objective = config.get("objective", "elbo")
     num_samples = config.get("num_train_samples", 1)
+    free_bits = config.get("free_bits", 0.0)
 
     def decoder_variance(params):
         learned = model.decoder_variance != "fixed"
@@ -87,8 +123,8 @@ def vae_fns(model, config) -> ModelFns:
         if objective == "iwae":
             z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
                                       jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
-            outputs = model.apply(params, z.reshape(-1, z.shape[-1]), method=model.decode)
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
+            outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
             log_px = log_likelihood(config, repeated, outputs, variance).reshape(num_samples, -1)
             bound = losses.iwae_bound(log_px, losses.standard_normal_log_prob(z),
                                       losses.diagonal_gaussian_log_prob(z, mean, logvar))
@@ -96,9 +132,10 @@ def vae_fns(model, config) -> ModelFns:
             loss = -bound
         else:
             z = losses.reparameterize(rng, mean, logvar)
-            output = model.apply(params, z, method=model.decode)
+            output = model.apply(params, z, x, method=model.decode)
             log_px = log_likelihood(config, x, output, variance)
-            loss = -losses.elbo(log_px, kl, beta=config.beta * kl_weight)
+            kl_term = kl_with_free_bits(mean, logvar, free_bits) if free_bits else kl
+            loss = -losses.elbo(log_px, kl_term, beta=config.beta * kl_weight)
         return {
             "loss": loss,
             "neg_elbo": -losses.elbo(log_px, kl),
@@ -111,6 +148,8 @@ def vae_fns(model, config) -> ModelFns:
         return model.apply(params, x, method=model.encode)[0]
 
     def decode_image(params, z):
+        if model.autoregressive:
+            return greedy_autoregressive_images(model, params, z)
         return to_image(config, model.apply(params, z, method=model.decode))
 
     return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=True)

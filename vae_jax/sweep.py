@@ -169,6 +169,8 @@ def expand(config: ml_collections.ConfigDict, sweep: Sequence[Overrides], workdi
         member_config = apply_overrides(config, overrides)
         try:
             validation.validate_config(member_config)
+            if member_config.get("model_selection", "last") != "last":
+                raise validation.ConfigError("sweeps train every member to the end: use --config.model_selection=last.")
         except validation.ConfigError as error:
             raise validation.ConfigError(f"Sweep member {name}: {error}") from None
         members.append(Member(name, overrides, member_config, os.path.join(workdir, name)))

@@ -54,7 +54,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from jax.sharding import Mesh
 
-from vae_jax import checkpoints, data, figures, models, objectives, parallel, validation
+from vae_jax import checkpoints, data, figures, models, objectives, parallel, selection, validation
 from vae_jax import pca as pca_lib
 
 # Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
@@ -263,7 +263,10 @@ def _format_duration(seconds: float) -> str:
 
 def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mesh: Mesh | None = None):
     """Trains an AE or VAE for ``config.num_epochs`` epochs, resuming from the workdir, data
-    parallel over ``mesh`` (default: every device). Returns the parameters, replicated."""
+    parallel over ``mesh`` (default: every device). Returns the parameters, replicated: the
+    last epoch's, or with ``config.model_selection='valid'`` the best validation epoch's
+    (`vae_jax.selection`; training stops early after ``config.early_stopping_patience``
+    epochs without improvement)."""
     mesh = parallel.data_mesh() if mesh is None else mesh
     keys = run_keys(config.seed)
     train_images = parallel.replicate(splits["train"].images, mesh)
@@ -284,6 +287,12 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
         state = restored
         logging.info("Resuming from the checkpoint at step %d in %s.", int(state.step), manager.directory)
     log.truncate(int(state.step))
+    select = config.get("model_selection", "last") == "valid"
+    best = selection.BestEpoch.from_log(log.path, int(state.step), config.get("early_stopping_patience", 0))
+    best_manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR) if select else None
+    if select:  # a best step after the resumed one belongs to epochs that will be trained again
+        for stale in [s for s in best_manager.all_steps() if s > int(state.step)]:
+            best_manager.delete(stale)
     train_step = make_train_step(fns, dynamic_binarization=config.data.binarize == "dynamic",
                                  kl_warmup_steps=config.kl_warmup_steps)
     train_epoch = make_train_epoch(train_step, fused=config.fused_epoch, mesh=mesh)
@@ -293,6 +302,10 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
     skipped_before = int(state.opt_state.total_notfinite)
     run_start = time.perf_counter()
     for epoch in range(start_epoch, config.num_epochs):
+        if select and best.should_stop(epoch):
+            logging.info("Early stopping after epoch %d: the validation criterion has not improved for %d "
+                         "epochs (best %.4f at epoch %d).", epoch, epoch - best.epoch, best.value, best.epoch)
+            break
         epoch_start = time.perf_counter()
         order = epoch_order(keys["data"], epoch, num_train, config.batch_size)
         state, train_metrics = train_epoch(state, train_images, order, keys["train"])
@@ -313,7 +326,13 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
         log.write(step, "train", train_metrics, epoch=epoch + 1,
                   examples_per_second=steps_per_epoch * config.batch_size / seconds, **extra)
         log.write(step, "test", test_metrics, epoch=epoch + 1)
-        if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs:
+        if select:
+            valid_metrics = evaluate(state.params, splits["valid"].images, keys["eval"])
+            log.write(step, "valid", valid_metrics, epoch=epoch + 1)
+            if best.update(epoch + 1, valid_metrics):
+                checkpoints.save(best_manager, step, state)
+        stopping = select and best.should_stop(epoch + 1)
+        if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs or stopping:
             checkpoints.save(manager, step, state)
         done = epoch + 1 - start_epoch
         eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch - 1)
@@ -322,7 +341,15 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
                      "  ".join(f"{k} {v:.3f}" for k, v in test_metrics.items() if k != "loss"),
                      steps_per_epoch * config.batch_size / seconds, _format_duration(eta))
     manager.close()
-    return state.params
+    if not select:
+        return state.params
+    selected = checkpoints.restore_latest(best_manager, state)
+    best_manager.close()
+    if selected is None:
+        logging.warning("No validation epoch had a finite criterion; using the last epoch's parameters.")
+        return state.params
+    logging.info("Selected the state of epoch %d (validation criterion %.4f).", best.epoch, best.value)
+    return selected.params
 
 
 def fit_pca(config, splits, workdir: str, mesh: Mesh | None = None) -> pca_lib.PCA:
@@ -400,7 +427,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     set_aside = validation.check_workdir(workdir, config)  # changes nothing in the workdir yet
     splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None,
                                download=config.data.download, seed=config.seed)
-    validation.validate_against_data(config, splits["train"].images.shape)
+    validation.validate_against_data(config, splits["train"].images.shape, tuple(splits))
     parallel.barrier("vae_jax.workdir_checked")  # every process has looked before process 0 writes
     if parallel.is_primary():
         validation.commit_workdir(workdir, config, set_aside)

@@ -17,7 +17,7 @@ import time
 
 from absl import logging
 
-from vae_jax import data, models
+from vae_jax import data, models, selection
 
 KINDS = ("vae", "ae", "pca")
 ARCHITECTURES = ("mlp", "conv")
@@ -28,10 +28,10 @@ SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
 # Values that may change between a run and its resumption (they change no result so far).
 RESUMABLE_KEYS = ("num_epochs", "checkpoint_every_epochs", "eval_batch_size", "num_figure_examples",
-                  "fused_epoch", "overwrite", "data.download", "nonfinite")
+                  "fused_epoch", "overwrite", "data.download", "nonfinite", "early_stopping_patience")
 # What a run writes to its workdir (besides config.json); `--config.overwrite=True` moves
 # these, and config.json, to ``workdir/previous-<time>/`` before a run of another config.
-OUTPUT_NAMES = ("checkpoints", "damaged-checkpoints", "metrics.jsonl", "final_metrics.json",
+OUTPUT_NAMES = ("checkpoints", "best_checkpoints", "damaged-checkpoints", "metrics.jsonl", "final_metrics.json",
                 "reconstructions.png", "samples.png", "latent_scatter.png", "manifold.png")
 EVENTS_PREFIX = "events.out.tfevents"
 
@@ -52,6 +52,11 @@ def _positive_int(value, name: str) -> None:
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _nonnegative_int(value, name: str) -> None:
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+             f"--config.{name}={value!r} is invalid: expected an integer >= 0.")
 
 
 def _choice(value, name: str, allowed) -> None:
@@ -95,10 +100,37 @@ def validate_config(config) -> None:
     _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
     _require(isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0, f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.")
     _choice(config.nonfinite, "nonfinite", NONFINITE_POLICIES)
+    _require(_finite(config.get("free_bits", 0.0)) and config.get("free_bits", 0.0) >= 0,
+             f"--config.free_bits={config.get('free_bits')!r} is invalid: expected nats per latent dimension >= 0 "
+             "(e.g. 0.0 for the plain KL, or 0.1).")
+    _validate_autoregressive(config)
+    _choice(config.get("model_selection", "last"), "model_selection", selection.MODES)
+    patience = config.get("early_stopping_patience", 0)
+    _nonnegative_int(patience, "early_stopping_patience")
+    _require(patience == 0 or config.get("model_selection", "last") == "valid",
+             f"--config.early_stopping_patience={patience} needs the validation split: add "
+             "--config.model_selection=valid (early stopping never looks at the test split).")
     binary = config.data.binarize == "dynamic" or config.data.name == "binarized_mnist"
     _require(config.likelihood != "bernoulli" or binary,
              "--config.likelihood=bernoulli needs binary data: use data.name=binarized_mnist or "
                           "--config.data.binarize=dynamic (a Bernoulli likelihood of grey levels is not a likelihood).")
+
+
+def _validate_autoregressive(config) -> None:
+    """An autoregressive decoder: a VAE with Bernoulli pixels and sensible layer sizes."""
+    model = config.model
+    features = model.get("autoregressive_features", 0)
+    _nonnegative_int(features, "model.autoregressive_features")
+    if features == 0:
+        return
+    _require(config.model.kind == "vae" and config.likelihood == "bernoulli",
+             f"--config.model.autoregressive_features={features} needs model.kind=vae and likelihood=bernoulli "
+             f"(got {config.model.kind}, {config.likelihood}): use --config.model.autoregressive_features=0.")
+    kernel = model.get("autoregressive_kernel", 7)
+    _require(isinstance(kernel, int) and not isinstance(kernel, bool) and kernel >= 3 and kernel % 2 == 1,
+             f"--config.model.autoregressive_kernel={kernel!r} is invalid: expected an odd integer >= 3, e.g. 7.")
+    _nonnegative_int(model.get("autoregressive_layers", 1), "model.autoregressive_layers")
+    _positive_int(model.get("autoregressive_z_features", 4), "model.autoregressive_z_features")
 
 
 def validate_device_split(config, num_devices: int) -> None:
@@ -118,10 +150,19 @@ def validate_batch_size(config, num_train: int) -> None:
              f"{config.data.name}: use --config.batch_size={min(128, num_train)} or smaller.")
 
 
-def validate_against_data(config, train_images_shape) -> None:
-    """Checks of the config against the loaded training images ``[N, H, W, C]``."""
+def validate_against_data(config, train_images_shape, split_names=("train", "test")) -> None:
+    """Checks of the config against the loaded training images ``[N, H, W, C]`` and the names
+    of the dataset's splits."""
     num_train, dim = train_images_shape[0], math.prod(train_images_shape[1:])
     validate_batch_size(config, num_train)
+    _require(config.get("model_selection", "last") != "valid" or "valid" in split_names,
+             f"--config.model_selection=valid needs a validation split, and {config.data.name} has only "
+             f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
+             "(e.g. binarized_mnist).")
+    channels = train_images_shape[-1]
+    _require(config.model.get("autoregressive_features", 0) == 0 or channels == 1,
+             f"--config.model.autoregressive_features needs single-channel images; {config.data.name} has "
+             f"{channels} channels: use --config.model.autoregressive_features=0.")
     if config.model.kind == "pca":
         _require(config.model.latents <= min(dim, num_train),
                  f"--config.model.latents={config.model.latents} is invalid for PCA of {config.data.name}: at most "

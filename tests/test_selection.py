@@ -1,0 +1,93 @@
+"""Model selection and early stopping on the validation split."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from vae_jax import selection, train
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def read_metrics(workdir, split):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["split"] == split]
+
+
+class TestBestEpoch:
+    def test_tracks_the_lowest_finite_criterion(self):
+        best = selection.BestEpoch(patience=2)
+        assert best.update(1, {"loss": 5.0, "neg_elbo": 10.0})
+        assert not best.update(2, {"loss": 1.0, "neg_elbo": 11.0})  # neg_elbo decides, not loss
+        assert not best.update(3, {"neg_elbo": math.nan})
+        assert (best.epoch, best.value) == (1, 10.0)
+        assert not best.should_stop(2) and best.should_stop(3)
+        assert best.update(4, {"loss": 9.0})  # an autoencoder's criterion is its loss
+        assert (best.epoch, best.value) == (4, 9.0)
+
+    def test_no_patience_never_stops(self):
+        best = selection.BestEpoch()
+        best.update(1, {"loss": 1.0})
+        assert not best.should_stop(1000)
+
+    def test_rebuilt_from_the_valid_lines_up_to_a_step(self, tmp_path):
+        path = str(tmp_path / "metrics.jsonl")
+        lines = [{"step": 10, "split": "valid", "epoch": 1, "neg_elbo": 5.0},
+                 {"step": 10, "split": "test", "epoch": 1, "neg_elbo": 1.0},
+                 {"step": 20, "split": "valid", "epoch": 2, "neg_elbo": 4.0},
+                 {"step": 30, "split": "valid", "epoch": 3, "neg_elbo": 3.0}]
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(line) + "\n" for line in lines) + '{"partial')
+        best = selection.BestEpoch.from_log(path, last_step=20, patience=3)
+        assert (best.epoch, best.value, best.patience) == (2, 4.0, 3)
+        assert selection.BestEpoch.from_log(str(tmp_path / "none.jsonl"), 20, 0).epoch == 0
+
+
+def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path):
+    config = tiny_config("vae_binarized_mnist")
+    config.model_selection = "valid"
+    config.num_epochs = 4
+    config.optimizer.learning_rate = 3e-2  # noisy, so the last epoch is not always the best
+    workdir = str(tmp_path / "run")
+    final = train.train_and_evaluate(config, workdir)
+    valid = read_metrics(workdir, "valid")
+    assert [r["epoch"] for r in valid] == [1, 2, 3, 4]
+    best_epoch = min(valid, key=lambda r: r["neg_elbo"])["epoch"]
+    test_at_best = next(r for r in read_metrics(workdir, "test") if r["epoch"] == best_epoch)
+    for name, value in final.items():
+        assert value == pytest.approx(test_at_best[name], rel=1e-5), name
+    assert os.listdir(os.path.join(workdir, selection.CHECKPOINT_DIR))
+
+
+def test_early_stopping_stops_and_stays_stopped(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config("vae_binarized_mnist")
+    config.model_selection = "valid"
+    config.early_stopping_patience = 2
+    config.num_epochs = 6
+    # Only the first epoch counts as an improvement: the run must stop after epoch 3.
+    monkeypatch.setattr(selection, "criterion", lambda metrics: 1.0)
+    workdir = str(tmp_path / "run")
+    final = train.train_and_evaluate(config, workdir)
+    assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
+    test_epoch_1 = read_metrics(workdir, "test")[0]
+    assert final["neg_elbo"] == pytest.approx(test_epoch_1["neg_elbo"], rel=1e-5)
+    again = train.train_and_evaluate(config, workdir)  # re-run: still stopped, same result
+    assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
+    assert again == final
+
+
+def test_resumed_selection_matches_an_uninterrupted_run(tiny_config, tmp_path):
+    config = tiny_config("vae_binarized_mnist")
+    config.model_selection = "valid"
+    config.optimizer.learning_rate = 3e-2
+    config.num_epochs = 4
+    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    config.num_epochs = 2
+    train.train_and_evaluate(config, str(tmp_path / "parts"))
+    config.num_epochs = 4
+    resumed = train.train_and_evaluate(config, str(tmp_path / "parts"))
+    assert resumed == whole
+    assert read_metrics(str(tmp_path / "parts"), "valid") == read_metrics(str(tmp_path / "whole"), "valid")
