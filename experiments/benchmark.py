@@ -5,6 +5,8 @@ Prints each figure next to its target (issue "Performance") and writes them as J
 - training throughput of the reference MLP VAE (784-400-20-400-784, batch 128, Adam,
   Bernoulli likelihood) with fused epochs (one `lax.scan` program) and one jitted call per
   step, with achieved GFLOP/s and the fraction of the matmul peak;
+- a profile of the step: ms per step with the trainer's optimiser, with optax's
+  ``apply_if_finite``, with Adam alone and with SGD, next to the matmuls' time at the peak;
 - compile time of the first step;
 - importance-sampled NLL with k = 1000 on 10,000 images;
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
@@ -30,7 +32,7 @@ from vae_jax import metrics, pca, train
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
 flags.DEFINE_string("output", "benchmark.json", "Where to write the figures as JSON.")
-flags.DEFINE_list("parts", ["matmul", "train", "nll", "pca", "sweep"], "Which parts to run.")
+flags.DEFINE_list("parts", ["matmul", "train", "profile", "nll", "pca", "sweep"], "Which parts to run.")
 
 HIDDEN, LATENTS, PIXELS, BATCH = 400, 20, 784, 128
 
@@ -80,14 +82,20 @@ def reference_config():
     return config
 
 
-def train_throughput(num_examples: int, repeats: int) -> dict:
-    """Examples/s of fused and per-step epochs of the reference VAE, and compile time."""
+def reference_epoch(num_examples: int):
+    """``(config, fns, model, keys, images, order)``: the reference VAE and one epoch of
+    ``num_examples`` synthetic binary images in the trainer's batch order."""
     config = reference_config()
     fns, model = train.model_fns(config, (28, 28, 1))
     keys = train.run_keys(0)
     images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
-    steps = num_examples // BATCH
-    order = train.epoch_order(keys["data"], 0, num_examples, BATCH)
+    return config, fns, model, keys, images, train.epoch_order(keys["data"], 0, num_examples, BATCH)
+
+
+def train_throughput(num_examples: int, repeats: int) -> dict:
+    """Examples/s of fused and per-step epochs of the reference VAE, and compile time."""
+    config, fns, model, keys, images, order = reference_epoch(num_examples)
+    steps = len(order)
     tx = train.make_optimizer(config.optimizer, steps)
     state = train.create_train_state(model, (28, 28, 1), tx, keys["init"])
     step = train.make_train_step(fns, dynamic_binarization=False)
@@ -110,6 +118,78 @@ def train_throughput(num_examples: int, repeats: int) -> dict:
 
         seconds = timed(run, repeats)
         results["fused_epoch" if fused else "step_per_call"] = steps * BATCH / seconds
+    return results
+
+
+def linear_chain_epoch(steps: int):
+    """A blocking call that runs ``steps`` SGD steps of the reference VAE's matmuls alone: the
+    same layer shapes (784-400-40, 20-400-784) and batch, no activations, no likelihood, no
+    sampling. Its time per step is what the step's matrix products cost on this backend,
+    transposed weight-gradient products included."""
+    shapes = [(PIXELS, HIDDEN), (HIDDEN, 2 * LATENTS), (LATENTS, HIDDEN), (HIDDEN, PIXELS)]
+    params = [jax.random.normal(jax.random.key(i), shape) / 30 for i, shape in enumerate(shapes)]
+    batches = jax.random.uniform(jax.random.key(9), (steps, BATCH, PIXELS))
+
+    def loss(params, x):
+        w1, w2, w3, w4 = params
+        code = (x @ w1) @ w2
+        return jnp.sum((code[:, :LATENTS] @ w3) @ w4)
+
+    @jax.jit
+    def epoch(params, batches):
+        sgd = lambda p, x: (jax.tree.map(lambda w, g: w - 1e-9 * g, p, jax.grad(loss)(p, x)), None)
+        return jax.lax.scan(sgd, params, batches)[0]
+
+    return lambda: jax.block_until_ready(epoch(params, batches))
+
+
+def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -> dict:
+    """Where a training step's time goes: fused epochs of the reference VAE with the
+    trainer's optimiser and with less of it, in the same process (milliseconds per step).
+
+    - ``optax_guard``: Adam inside ``optax.apply_if_finite`` (a ``lax.cond`` per step);
+    - ``trainer``: Adam inside `skip_nonfinite` (what `train.make_optimizer` builds);
+    - ``adam``: Adam alone, no guard; ``sgd``: plain SGD (forward, backward, one pass over
+      the parameters);
+    - ``matmuls_sgd``: the step's matrix products alone (`linear_chain_epoch`).
+    ``matmul_at_peak``: the step's matmul FLOPs at the measured matmul peak, a lower bound.
+    """
+    import optax
+
+    from vae_jax import skip_nonfinite
+
+    _, fns, model, keys, images, order = reference_epoch(num_examples)
+    steps = len(order)
+    step = train.make_train_step(fns, dynamic_binarization=False)
+    epoch = train.make_train_epoch(step, fused=True)
+    optimisers = {
+        "optax_guard": optax.apply_if_finite(optax.adam(1e-3), max_consecutive_errors=train.MAX_SKIPPED_STEPS),
+        "trainer": skip_nonfinite.skip_nonfinite(optax.adam(1e-3), train.MAX_SKIPPED_STEPS),
+        "adam": optax.adam(1e-3),
+        "sgd": optax.sgd(1e-3),
+    }
+    holders = {name: {"state": train.create_train_state(model, (28, 28, 1), tx, keys["init"])}
+               for name, tx in optimisers.items()}
+
+    def runner(holder):
+        def run():
+            holder["state"], m = epoch(holder["state"], images, order, keys["train"])
+            jax.block_until_ready(m)
+        return run
+
+    runs = {name: runner(holder) for name, holder in holders.items()}
+    for run in runs.values():
+        run()  # compile
+    times = {name: [] for name in runs}
+    for _ in range(repeats):  # interleaved: load changes on a shared machine hit every variant
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    results = {f"profile_{name}_ms_per_step": 1e3 * statistics.median(t) / steps for name, t in times.items()}
+    results["profile_matmuls_sgd_ms_per_step"] = 1e3 * timed(linear_chain_epoch(steps), repeats) / steps
+    if matmul_gflops:
+        results["profile_matmul_at_peak_ms_per_step"] = 1e3 * BATCH * flops_per_example() / (matmul_gflops * 1e9)
     return results
 
 
@@ -227,6 +307,8 @@ def main(argv):
         figures["fused_epoch_gflops"] = achieved
         if "matmul_gflops" in figures:
             figures["fused_epoch_fraction_of_matmul_peak"] = achieved / figures["matmul_gflops"]
+    if "profile" in FLAGS.parts:
+        figures.update(step_profile(6400 if quick else 25_600, repeats, figures.get("matmul_gflops")))
     if "nll" in FLAGS.parts:
         figures.update(nll_throughput(500 if quick else 10_000, 100 if quick else 1000))
     if "pca" in FLAGS.parts:
@@ -243,6 +325,12 @@ def main(argv):
         "fused_epoch_gflops": ("GFLOP/s", "(achieved)"),
         "matmul_gflops": ("GFLOP/s", "(peak at the model's shapes)"),
         "fused_epoch_fraction_of_matmul_peak": ("", ">= 0.75"),
+        "profile_optax_guard_ms_per_step": ("ms/step", "(Adam in optax.apply_if_finite: the old trainer)"),
+        "profile_trainer_ms_per_step": ("ms/step", "(Adam in skip_nonfinite: the trainer)"),
+        "profile_adam_ms_per_step": ("ms/step", "(Adam, no guard)"),
+        "profile_sgd_ms_per_step": ("ms/step", "(SGD, no guard)"),
+        "profile_matmuls_sgd_ms_per_step": ("ms/step", "(the step's matmuls alone, measured)"),
+        "profile_matmul_at_peak_ms_per_step": ("ms/step", "(the step's matmuls at the matmul peak)"),
         "compile_first_step_s": ("s", "< 2"),
         "nll_seconds": ("s", "< 90 for k=1000 on 10,000 images"),
         "pca_seconds": ("s", "<= sklearn_pca_seconds"),

@@ -17,7 +17,6 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
-from jax import lax
 
 from vae_jax import losses
 

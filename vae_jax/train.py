@@ -8,7 +8,8 @@ Design (see README, "Training"):
   epoch))``, so a resumed run draws exactly the randomness of an uninterrupted one. It first
   drops the metrics.jsonl lines after its checkpoint's step, so each epoch is logged once.
 - Metrics stay on the device until the end of the epoch (one host transfer per epoch).
-- Non-finite gradients never reach the parameters (`optax.apply_if_finite`); with
+- Non-finite gradients never reach the parameters (`skip_nonfinite`: optax's
+  ``apply_if_finite`` without its branch, so XLA fuses the whole update); with
   ``config.nonfinite='stop'`` the run stops before the next checkpoint is written.
 
 Data parallelism over every device (`vae_jax.parallel`; README, "Several devices and hosts"):
@@ -54,7 +55,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from jax.sharding import Mesh
 
-from vae_jax import checkpoints, data, figures, models, objectives, parallel, selection, validation
+from vae_jax import checkpoints, data, figures, models, objectives, parallel, selection, skip_nonfinite, validation
 from vae_jax import pca as pca_lib
 
 # Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
@@ -90,7 +91,7 @@ def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransfor
     """Adam with a constant or cosine learning rate (optional linear warm-up), skipping
     updates whose gradients are not finite."""
     learning_rate = learning_rate_schedule(optimizer_config, total_steps, optimizer_config.learning_rate)
-    return optax.apply_if_finite(optax.adam(learning_rate), max_consecutive_errors=MAX_SKIPPED_STEPS)
+    return skip_nonfinite.skip_nonfinite(optax.adam(learning_rate), max_consecutive_errors=MAX_SKIPPED_STEPS)
 
 
 def create_train_state(model, image_shape, tx, init_key: jax.Array) -> train_state.TrainState:
