@@ -150,7 +150,8 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     - ``optax_guard``: Adam inside ``optax.apply_if_finite`` (a ``lax.cond`` per step);
     - ``trainer``: Adam inside `skip_nonfinite` (what `train.make_optimizer` builds);
     - ``adam``: Adam alone, no guard; ``sgd``: plain SGD (forward, backward, one pass over
-      the parameters);
+      the parameters); ``sgd_loss_only``: the same without the logged metrics (the step
+      computes the loss alone);
     - ``matmuls_sgd``: the step's matrix products alone (`linear_chain_epoch`).
     ``matmul_at_peak``: the step's matmul FLOPs at the measured matmul peak, a lower bound.
     """
@@ -160,24 +161,26 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
 
     _, fns, model, keys, images, order = reference_epoch(num_examples)
     steps = len(order)
-    step = train.make_train_step(fns, dynamic_binarization=False)
-    epoch = train.make_train_epoch(step, fused=True)
-    optimisers = {
-        "optax_guard": optax.apply_if_finite(optax.adam(1e-3), max_consecutive_errors=train.MAX_SKIPPED_STEPS),
-        "trainer": skip_nonfinite.skip_nonfinite(optax.adam(1e-3), train.MAX_SKIPPED_STEPS),
-        "adam": optax.adam(1e-3),
-        "sgd": optax.sgd(1e-3),
+    full_metrics = fns.per_example_metrics
+    loss_only = fns._replace(per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]})
+    variants = {  # name: (optimiser, model functions)
+        "optax_guard": (optax.apply_if_finite(optax.adam(1e-3), max_consecutive_errors=train.MAX_SKIPPED_STEPS), fns),
+        "trainer": (skip_nonfinite.skip_nonfinite(optax.adam(1e-3), train.MAX_SKIPPED_STEPS), fns),
+        "adam": (optax.adam(1e-3), fns),
+        "sgd": (optax.sgd(1e-3), fns),
+        "sgd_loss_only": (optax.sgd(1e-3), loss_only),
     }
-    holders = {name: {"state": train.create_train_state(model, (28, 28, 1), tx, keys["init"])}
-               for name, tx in optimisers.items()}
 
-    def runner(holder):
+    def runner(tx, variant_fns):
+        holder = {"state": train.create_train_state(model, (28, 28, 1), tx, keys["init"])}
+        epoch = train.make_train_epoch(train.make_train_step(variant_fns, dynamic_binarization=False), fused=True)
+
         def run():
             holder["state"], m = epoch(holder["state"], images, order, keys["train"])
             jax.block_until_ready(m)
         return run
 
-    runs = {name: runner(holder) for name, holder in holders.items()}
+    runs = {name: runner(*variant) for name, variant in variants.items()}
     for run in runs.values():
         run()  # compile
     times = {name: [] for name in runs}
@@ -329,6 +332,7 @@ def main(argv):
         "profile_trainer_ms_per_step": ("ms/step", "(Adam in skip_nonfinite: the trainer)"),
         "profile_adam_ms_per_step": ("ms/step", "(Adam, no guard)"),
         "profile_sgd_ms_per_step": ("ms/step", "(SGD, no guard)"),
+        "profile_sgd_loss_only_ms_per_step": ("ms/step", "(SGD, no metrics besides the loss)"),
         "profile_matmuls_sgd_ms_per_step": ("ms/step", "(the step's matmuls alone, measured)"),
         "profile_matmul_at_peak_ms_per_step": ("ms/step", "(the step's matmuls at the matmul peak)"),
         "compile_first_step_s": ("s", "< 2"),
