@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 
 import jax
-import numpy as np
 from absl import app, flags
 from jax.tree_util import Partial
 
@@ -83,7 +82,7 @@ def main(argv):
     best = results[-1]
     gap = best["nll"] - PUBLISHED[0][1]
     markdown = "\n\n".join([
-        f"## Test log-likelihood: VAE on the statically binarised MNIST",
+        "## Test log-likelihood: VAE on the statically binarised MNIST",
         f"`configs/vae_binarized_mnist.py` (784-400-{latents}-400-784 MLP, ReLU, Bernoulli decoder, Adam 1e-3, "
         f"batch 128), trained for {epochs} epochs on the 50,000 training images (the config's default is 50 epochs; "
         f"{epochs} fit the time budget of this experiment). Test negative ELBO {final['neg_elbo']:.2f} nats "

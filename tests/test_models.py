@@ -1,9 +1,7 @@
 """Model output shapes, parameter counts and the VAE's sampling."""
 
-import math
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest

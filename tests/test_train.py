@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS
-from vae_jax import objectives, train
+from vae_jax import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
