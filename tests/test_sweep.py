@@ -70,7 +70,7 @@ def test_grouping_separates_shape_changing_values(tmp_path):
 @pytest.mark.parametrize("schedule,warmup", [("constant", 0), ("constant", 2), ("cosine", 2)])
 def test_traced_learning_rate_matches_python_float(schedule, warmup, tiny_config):
     """`optax.inject_hyperparams` with the learning rate in the state gives the updates of
-    `train.make_optimizer` (same chain: Adam inside skip_nonfinite) for each schedule."""
+    `train.make_optimizer` (same chain: Adam inside apply_if_finite) for each schedule."""
     config = tiny_config("vae")
     config.optimizer.learning_rate, config.optimizer.warmup_steps, config.optimizer.schedule = 3e-3, warmup, schedule
     params = {"w": jax.random.normal(jax.random.key(0), (5, 3))}

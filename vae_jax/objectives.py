@@ -28,12 +28,15 @@ class ModelFns(NamedTuple):
     encode(params, x) -> ``[b, latents]`` codes (the posterior mean for a VAE).
     decode_image(params, z) -> ``[b, *image_shape]`` images in [0, 1].
     standard_normal_prior: whether latents are meant to follow N(0, I) (VAE) or not.
+    diagnostics: metrics reported by evaluation only; the training step leaves them out
+        (and so never computes them).
     """
 
     per_example_metrics: Callable[..., dict[str, jax.Array]]
     encode: Callable[[Params, jax.Array], jax.Array]
     decode_image: Callable[[Params, jax.Array], jax.Array]
     standard_normal_prior: bool
+    diagnostics: tuple[str, ...] = ()
 
 
 def _flat(x: jax.Array) -> jax.Array:
@@ -152,7 +155,8 @@ def vae_fns(model, config) -> ModelFns:
             return greedy_autoregressive_images(model, params, z)
         return to_image(config, model.apply(params, z, method=model.decode))
 
-    return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=True)
+    return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=True,
+                    diagnostics=("squared_error",))
 
 
 def autoencoder_fns(model, config) -> ModelFns:

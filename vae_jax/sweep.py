@@ -21,7 +21,7 @@ Design:
 - Per-member hyperparameters are traced values: beta, c and the KL warm-up length live in
   the state (`SweepState.hyper`) and reach `objectives.vae_fns` through a `ConfigOverlay`;
   the learning rate lives in the optimiser state (`optax.inject_hyperparams`, inside the same
-  `skip_nonfinite` as `train.make_optimizer`). Results equal separate runs up to
+  `optax.apply_if_finite` as `train.make_optimizer`). Results equal separate runs up to
   float rounding (the tests check 1e-5 relative).
 - Other differences (latents, widths, dataset, architecture, epochs, ...) make separate
   groups, trained one after another; PCA members are fitted one by one.
@@ -48,7 +48,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from vae_jax import checkpoints, data, objectives, skip_nonfinite, train, validation
+from vae_jax import checkpoints, data, objectives, train, validation
 
 # Values trained together in one program (they change no array shape).
 VMAPPED_KEYS = ("seed", "beta", "c", "optimizer.learning_rate", "kl_warmup_steps")
@@ -244,14 +244,14 @@ def member_hyper(config) -> dict[str, jax.Array]:
 
 
 def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransformation:
-    """`train.make_optimizer`'s chain (Adam with its schedule, inside `skip_nonfinite`)
+    """`train.make_optimizer`'s chain (Adam with its schedule, inside `optax.apply_if_finite`)
     with the (peak) learning rate a value of the optimiser state, so members may differ in it."""
 
     def adam(learning_rate):
         return optax.adam(train.learning_rate_schedule(optimizer_config, total_steps, learning_rate))
 
     injected = optax.inject_hyperparams(adam)(learning_rate=optimizer_config.learning_rate)
-    return skip_nonfinite.skip_nonfinite(injected, max_consecutive_errors=train.MAX_SKIPPED_STEPS)
+    return optax.apply_if_finite(injected, max_consecutive_errors=train.MAX_SKIPPED_STEPS)
 
 
 def _with_learning_rate(opt_state, learning_rate: float):
