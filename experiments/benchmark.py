@@ -12,7 +12,8 @@ Prints each figure next to its target (issue "Performance") and writes them as J
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
 - sweep throughput: 8 members (beta x seed) trained as one vmapped program (`vae_jax.sweep`)
   against 8 separate trainings of the same steps, for the reference VAE and a small one.
-All timings are medians of repeats after a warm-up, measured in the same process.
+All timings are medians of repeats after a warm-up, measured in the same process; variants
+that are compared are timed in interleaved rounds (the machines here are shared and noisy).
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ def timed(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(runs: dict, repeats: int) -> dict:
+    """``{name: median seconds}`` of blocking calls ``runs[name]()``, each called once to warm
+    up, then ``repeats`` rounds that call every one in turn: load changes on a shared machine
+    then hit every variant alike, and the ratios between them stay meaningful."""
+    for run in runs.values():
+        run()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def matmul_peak(repeats: int) -> float:
@@ -108,16 +124,18 @@ def train_throughput(num_examples: int, repeats: int) -> dict:
     compile_seconds = time.perf_counter() - start
 
     results = {"compile_first_step_s": compile_seconds, "flops_per_example": flops_per_example()}
-    for fused in (True, False):
+    runs = {}
+    for name, fused in (("fused_epoch", True), ("step_per_call", False)):
         epoch = train.make_train_epoch(step, fused=fused)
         holder = {"state": jax.tree.map(jnp.copy, state)}  # epochs donate (delete) their input state
 
-        def run():
+        def run(epoch=epoch, holder=holder):
             holder["state"], m = epoch(holder["state"], images, order, keys["train"])
             jax.block_until_ready(m)
 
-        seconds = timed(run, repeats)
-        results["fused_epoch" if fused else "step_per_call"] = steps * BATCH / seconds
+        runs[name] = run
+    for name, seconds in interleaved_medians(runs, repeats).items():
+        results[name] = steps * BATCH / seconds
     return results
 
 
@@ -180,15 +198,8 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
         return run
 
     runs = {name: runner(*variant) for name, variant in variants.items()}
-    for run in runs.values():
-        run()  # compile
-    times = {name: [] for name in runs}
-    for _ in range(repeats):  # interleaved: load changes on a shared machine hit every variant
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    results = {f"profile_{name}_ms_per_step": 1e3 * statistics.median(t) / steps for name, t in times.items()}
+    results = {f"profile_{name}_ms_per_step": 1e3 * seconds / steps
+               for name, seconds in interleaved_medians(runs, repeats).items()}
     results["profile_matmuls_sgd_ms_per_step"] = 1e3 * timed(linear_chain_epoch(steps), repeats) / steps
     if matmul_gflops:
         results["profile_matmul_at_peak_ms_per_step"] = 1e3 * BATCH * flops_per_example() / (matmul_gflops * 1e9)
@@ -299,7 +310,7 @@ def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hi
 def main(argv):
     del argv
     quick = FLAGS.quick
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
     figures: dict = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
     if "matmul" in FLAGS.parts:
         figures["matmul_gflops"] = matmul_peak(repeats)
