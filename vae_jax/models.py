@@ -166,8 +166,8 @@ class AutoregressiveDecoder(nn.Module):
     The latent decoder ``base`` maps z to ``[b, H, W, z_features]``; at each pixel,
     ``h = act(MaskedConv(x) + Dense(features))`` goes through ``hidden_layers`` per-pixel
     dense layers of width ``features`` to one logit. Teacher forcing makes the log-likelihood
-    one parallel pass (``__call__(z, x)``); sampling is sequential (`sample_images` in
-    `vae_jax.objectives`).
+    one parallel pass (``__call__(z, x)``); decoding images is sequential
+    (`vae_jax.objectives.greedy_autoregressive_images`).
     """
 
     base: nn.Module
