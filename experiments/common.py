@@ -112,7 +112,7 @@ def train_and_restore(config, workdir: str):
     else:
         template = train.create_train_state(model, image_shape, train.make_optimizer(config.optimizer, 1),
                                             train.run_keys(config.seed)["init"])
-    selected = config.get("model_selection", "last") == "valid"
+    selected = selection.selects_on_validation(config)
     manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR if selected else "checkpoints")
     try:
         restored = checkpoints.restore_latest(manager, template)

@@ -21,6 +21,11 @@ CHECKPOINT_DIR = "best_checkpoints"
 MODES = ("last", "valid")
 
 
+def selects_on_validation(config) -> bool:
+    """Whether ``config`` keeps the best validation epoch (``model_selection='valid'``)."""
+    return config.get("model_selection", "last") == "valid"
+
+
 def criterion(metrics: dict[str, float]) -> float:
     """The validation number to minimise: ``neg_elbo`` where there is one, else ``loss``."""
     return metrics["neg_elbo"] if "neg_elbo" in metrics else metrics["loss"]

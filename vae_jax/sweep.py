@@ -48,7 +48,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from vae_jax import checkpoints, data, objectives, train, validation
+from vae_jax import checkpoints, data, objectives, selection, train, validation
 
 # Values trained together in one program (they change no array shape).
 VMAPPED_KEYS = ("seed", "beta", "c", "optimizer.learning_rate", "kl_warmup_steps")
@@ -169,7 +169,7 @@ def expand(config: ml_collections.ConfigDict, sweep: Sequence[Overrides], workdi
         member_config = apply_overrides(config, overrides)
         try:
             validation.validate_config(member_config)
-            if member_config.get("model_selection", "last") != "last":
+            if selection.selects_on_validation(member_config):
                 raise validation.ConfigError("sweeps train every member to the end: use --config.model_selection=last.")
         except validation.ConfigError as error:
             raise validation.ConfigError(f"Sweep member {name}: {error}") from None

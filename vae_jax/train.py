@@ -290,7 +290,7 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
         state = restored
         logging.info("Resuming from the checkpoint at step %d in %s.", int(state.step), manager.directory)
     log.truncate(int(state.step))
-    select = config.get("model_selection", "last") == "valid"
+    select = selection.selects_on_validation(config)
     best = selection.BestEpoch.from_log(log.path, int(state.step), config.get("early_stopping_patience", 0))
     best_manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR) if select else None
     if select:  # a best step after the resumed one belongs to epochs that will be trained again

@@ -107,7 +107,7 @@ def validate_config(config) -> None:
     _choice(config.get("model_selection", "last"), "model_selection", selection.MODES)
     patience = config.get("early_stopping_patience", 0)
     _nonnegative_int(patience, "early_stopping_patience")
-    _require(patience == 0 or config.get("model_selection", "last") == "valid",
+    _require(patience == 0 or selection.selects_on_validation(config),
              f"--config.early_stopping_patience={patience} needs the validation split: add "
              "--config.model_selection=valid (early stopping never looks at the test split).")
     binary = config.data.binarize == "dynamic" or config.data.name == "binarized_mnist"
@@ -155,7 +155,7 @@ def validate_against_data(config, train_images_shape, split_names=("train", "tes
     of the dataset's splits."""
     num_train, dim = train_images_shape[0], math.prod(train_images_shape[1:])
     validate_batch_size(config, num_train)
-    _require(config.get("model_selection", "last") != "valid" or "valid" in split_names,
+    _require(not selection.selects_on_validation(config) or "valid" in split_names,
              f"--config.model_selection=valid needs a validation split, and {config.data.name} has only "
              f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
              "(e.g. binarized_mnist).")
