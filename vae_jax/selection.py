@@ -5,6 +5,8 @@ epoch, keeps the state of the epoch with the lowest validation criterion (the ne
 of a VAE, the loss of an autoencoder) in ``workdir/best_checkpoints``, and, with
 ``config.early_stopping_patience`` N > 0, stops once N epochs in a row brought no
 improvement. The final metrics, the figures and `experiments.evaluate` then use that state.
+The test split is not looked at during such a run: epochs are evaluated on validation only,
+and the selected state on test once, at the end.
 
 The record is derived, not stored: a resumed run rebuilds it from the ``valid`` lines of
 ``metrics.jsonl`` up to the step it resumes from, so it needs no state of its own.

@@ -269,11 +269,16 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
     parallel over ``mesh`` (default: every device). Returns the parameters, replicated: the
     last epoch's, or with ``config.model_selection='valid'`` the best validation epoch's
     (`vae_jax.selection`; training stops early after ``config.early_stopping_patience``
-    epochs without improvement)."""
+    epochs without improvement). Each epoch is evaluated on the test split, or on the
+    validation split instead when selecting on it."""
     mesh = parallel.data_mesh() if mesh is None else mesh
     keys = run_keys(config.seed)
     train_images = parallel.replicate(splits["train"].images, mesh)
-    test_images = splits["test"].images
+    select = selection.selects_on_validation(config)
+    # Each epoch is evaluated on one split: validation when selecting on it (the test split is
+    # then evaluated once, on the selected state, by `train_and_evaluate`), else test.
+    eval_split = "valid" if select else "test"
+    eval_images = splits[eval_split].images
     num_train = len(train_images)
     steps_per_epoch = num_train // config.batch_size
     total_steps = steps_per_epoch * config.num_epochs
@@ -290,7 +295,6 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
         state = restored
         logging.info("Resuming from the checkpoint at step %d in %s.", int(state.step), manager.directory)
     log.truncate(int(state.step))
-    select = selection.selects_on_validation(config)
     best = selection.BestEpoch.from_log(log.path, int(state.step), config.get("early_stopping_patience", 0))
     best_manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR) if select else None
     if select:  # a best step after the resumed one belongs to epochs that will be trained again
@@ -325,23 +329,20 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
                                      "lower the learning rate or check the data for NaNs.")
             logging.warning(message)
             skipped_before += skipped
-        test_metrics = evaluate(state.params, test_images, keys["eval"])
         log.write(step, "train", train_metrics, epoch=epoch + 1,
                   examples_per_second=steps_per_epoch * config.batch_size / seconds, **extra)
-        log.write(step, "test", test_metrics, epoch=epoch + 1)
-        if select:
-            valid_metrics = evaluate(state.params, splits["valid"].images, keys["eval"])
-            log.write(step, "valid", valid_metrics, epoch=epoch + 1)
-            if best.update(epoch + 1, valid_metrics):
-                checkpoints.save(best_manager, step, state)
+        eval_metrics = evaluate(state.params, eval_images, keys["eval"])
+        log.write(step, eval_split, eval_metrics, epoch=epoch + 1)
+        if select and best.update(epoch + 1, eval_metrics):
+            checkpoints.save(best_manager, step, state)
         stopping = select and best.should_stop(epoch + 1)
         if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs or stopping:
             checkpoints.save(manager, step, state)
         done = epoch + 1 - start_epoch
         eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch - 1)
-        logging.info("epoch %d/%d  step %d/%d  train loss %.3f  test loss %.3f  %s  %.0f examples/s  ETA %s",
-                     epoch + 1, config.num_epochs, step, total_steps, train_metrics["loss"], test_metrics["loss"],
-                     "  ".join(f"{k} {v:.3f}" for k, v in test_metrics.items() if k != "loss"),
+        logging.info("epoch %d/%d  step %d/%d  train loss %.3f  %s loss %.3f  %s  %.0f examples/s  ETA %s",
+                     epoch + 1, config.num_epochs, step, total_steps, train_metrics["loss"], eval_split,
+                     eval_metrics["loss"], "  ".join(f"{k} {v:.3f}" for k, v in eval_metrics.items() if k != "loss"),
                      steps_per_epoch * config.batch_size / seconds, _format_duration(eta))
     manager.close()
     if not select:
