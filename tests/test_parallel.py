@@ -1,7 +1,8 @@
 """Data parallelism: 4 simulated CPU devices (epoch 1), then 2 processes joined by
 jax.distributed resuming that checkpoint (epoch 2), give the single-device run's metrics,
-parameters and optimiser state (up to float reordering); a batch that does not split over
-the devices is refused; jax.distributed starts only when configured."""
+parameters and optimiser state (up to float reordering), each device holding only its rows of
+the training images; a batch that does not split over the devices is refused;
+jax.distributed starts only when configured."""
 
 import json
 import os
@@ -163,6 +164,7 @@ def compare(workdir, reference, epochs, label):
 def test_four_devices_match_one_device(runs):
     reference, four_devices, log, _ = runs
     assert "46 steps of 32 examples per epoch, 8 per device on 4 device(s) of 1 process(es)" in log
+    assert "rows 0-1500 of 1500 (padded to 1500) on this process, 375 per device" in log
     compare(four_devices, reference, 1, "4 devices (1 process)")
 
 
@@ -181,14 +183,40 @@ def test_two_processes_resume_and_match_one_process(runs, tmp_path):
                                    f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}"))
     finally:
         texts = finish(processes, logs)
-    for text in texts:
+    for i, text in enumerate(texts):  # each process holds (and copied) only its half of the images
         assert "16 per device on 2 device(s) of 2 process(es)" in text
+        assert f"rows {750 * i}-{750 * (i + 1)} of 1500 (padded to 1500) on this process, 750 per device" in text
         assert f"Resuming from the checkpoint at step {STEPS_PER_EPOCH}" in text
     compare(workdir, reference, EPOCHS, "2 processes (1 device each)")
     # Process 0 alone writes metrics and figures: the TensorBoard events files (named
     # events.out.tfevents.<time>.<host>.<pid>.<n>) are those of the 4-device run and of process 0.
     events = [n for n in os.listdir(workdir) if n.startswith("events.out.tfevents")]
     assert sorted(int(n.split(".")[-2]) for n in events) == sorted([four_devices_pid, processes[0].pid]), events
+
+
+SHARD_ROWS_CHECK = """
+import jax, numpy as np
+from vae_jax import parallel
+mesh = parallel.data_mesh()
+images = np.arange(10 * 3, dtype=np.float32).reshape(10, 3) + 1
+array = parallel.shard_rows(images, mesh)
+assert array.shape == (12, 3), array.shape  # 3 rows per device, 2 of them padding
+assert [s.data.shape[0] for s in array.addressable_shards] == [3] * 4
+np.testing.assert_array_equal(np.asarray(array), np.concatenate([images, np.zeros((2, 3), np.float32)]))
+indices = np.array([9, 0, 4, 7, 3, 8, 1, 2])
+batch = jax.jit(lambda a, i: a[i], out_shardings=parallel.batch_sharded(mesh))(array, indices)
+np.testing.assert_array_equal(np.asarray(batch), images[indices])
+print("ok")
+"""
+
+
+def test_rows_split_over_devices_with_padding():
+    """10 rows over 4 devices: 3 per device, zero padding at the end; gathered batches equal
+    the host's rows."""
+    result = subprocess.run([sys.executable, "-c", SHARD_ROWS_CHECK], cwd=REPO, capture_output=True, text=True,
+                            timeout=TIMEOUT, env=cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=4",
+                                                         PJRT_NPROC="8"))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
 def test_batch_size_must_divide_over_the_devices(monkeypatch, tmp_path):

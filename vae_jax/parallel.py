@@ -9,6 +9,8 @@
   batch is split along its first axis (`batch_sharded`).
 - `replicate` puts host or single-device values (identical on every process: they are
   computed from the seed or loaded from the same files) on all devices, no communication.
+- `shard_rows` puts the training images on the devices split by rows: each process copies
+  only its devices' rows, and each device holds ``1 / devices`` of the data.
 - Only the primary process (0) writes logs, figures and config.json (`is_primary`);
   `barrier` keeps the processes in step around those writes.
 """
@@ -96,6 +98,33 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
         return jax.device_put(np.asarray(leaf) if through_host and isinstance(leaf, jax.Array) else leaf, sharding)
 
     return jax.tree.map(put, tree)
+
+
+def shard_rows(images: np.ndarray, mesh: Mesh) -> jax.Array:
+    """The host array ``images`` (the same on every process) as one global array split along
+    its rows over the devices of ``mesh``: each device holds ``ceil(n / devices)`` consecutive
+    rows, the last device's padded with zero rows past ``n`` (index only rows below ``n``).
+
+    Each process copies only the rows of its own devices, so device memory per device is
+    ``n / devices`` rather than ``n``. Indexing it with replicated indices inside ``jit``
+    gathers each row on the device that holds it and sums the batch over the devices (one
+    all-reduce of a batch per step), so every batch equals the single-device one."""
+    devices = mesh.size
+    per_device = -(-len(images) // devices)
+    shape = (per_device * devices, *images.shape[1:])
+
+    def rows(index: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = index[0].indices(shape[0])
+        part = images[start:min(stop, len(images))]
+        return np.concatenate([part, np.zeros((stop - start - len(part), *shape[1:]), images.dtype)])
+
+    return jax.make_array_from_callback(shape, batch_sharded(mesh), rows)
+
+
+def local_rows(array: jax.Array) -> tuple[int, int]:
+    """``(start, stop)``: the rows of a `shard_rows` array held on this process's devices."""
+    starts_stops = [shard.index[0].indices(array.shape[0])[:2] for shard in array.addressable_shards]
+    return min(start for start, _ in starts_stops), max(stop for _, stop in starts_stops)
 
 
 def to_host(tree: Any) -> Any:

@@ -141,7 +141,8 @@ def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
 
     Fused: a single compiled `lax.scan` over the epoch's batches. Unfused: one jitted call
     per step, metrics summed on the device. The state's buffers are donated either way.
-    With a ``mesh`` (the arguments replicated on it), each batch is split over its
+    With a ``mesh`` (the state and key replicated on it, the images replicated or split by
+    rows with `parallel.shard_rows`), each batch is split over its
     ``'data'`` axis and the state and metrics come back replicated.
     """
 
@@ -273,13 +274,13 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
     validation split instead when selecting on it."""
     mesh = parallel.data_mesh() if mesh is None else mesh
     keys = run_keys(config.seed)
-    train_images = parallel.replicate(splits["train"].images, mesh)
+    train_images = parallel.shard_rows(splits["train"].images, mesh)  # padded to a multiple of the devices
     select = selection.selects_on_validation(config)
     # Each epoch is evaluated on one split: validation when selecting on it (the test split is
     # then evaluated once, on the selected state, by `train_and_evaluate`), else test.
     eval_split = "valid" if select else "test"
     eval_images = splits[eval_split].images
-    num_train = len(train_images)
+    num_train = len(splits["train"].images)  # the real rows: `epoch_order` never picks a padding row
     steps_per_epoch = num_train // config.batch_size
     total_steps = steps_per_epoch * config.num_epochs
     tx = make_optimizer(config.optimizer, total_steps)
@@ -289,6 +290,10 @@ def train_network(config, fns, model, splits, workdir: str, log: MetricsLog, mes
                  "of %d process(es).", type(model).__name__, sum(leaf.size for leaf in jax.tree.leaves(state.params)),
                  steps_per_epoch, config.batch_size, config.batch_size // mesh.size, mesh.size, jax.process_count())
 
+    start, stop = parallel.local_rows(train_images)
+    logging.info("Training images split by rows over the devices: rows %d-%d of %d (padded to %d) on this "
+                 "process, %d per device.", start, min(stop, num_train), num_train, len(train_images),
+                 len(train_images) // mesh.size)
     manager = checkpoints.open_manager(workdir)
     restored = checkpoints.restore_latest(manager, state)
     if restored is not None:
