@@ -394,10 +394,12 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
 
     codes = np.asarray(fns.encode(params, test.images[:5000]))
     noise = jax.random.normal(key, (64, codes.shape[1]))
+    # An autoregressive decoder's images are its greedy decodings (each pixel its likelier value).
+    decoded = "greedy decodings of" if config.model.get("autoregressive_features", 0) > 0 else "decoded"
     if fns.standard_normal_prior:
-        latents, title = noise, "decoded samples from the prior N(0, I)"
+        latents, title = noise, f"{decoded} samples from the prior N(0, I)"
     else:
-        latents, title = codes.mean(0) + codes.std(0) * noise, "decoded samples of N(code mean, code std)"
+        latents, title = codes.mean(0) + codes.std(0) * noise, f"{decoded} samples of N(code mean, code std)"
     figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(fns.decode_image(params, latents)), title)
 
     if codes.shape[1] == 2:
