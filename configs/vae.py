@@ -38,6 +38,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.autoregressive_kernel = 7  # the masked convolution's size (odd): the context it sees
     config.model.autoregressive_layers = 1  # per-pixel dense layers after it
     config.model.autoregressive_z_features = 4  # channels of the decoder's feature map of z
+    # p(z): standard_normal N(0, I) | mixture (of learned Gaussians) | vamp (VampPrior: the
+    # encoder's posteriors at learned pseudo-inputs); prior_components of the latter two.
+    config.model.prior = "standard_normal"
+    config.model.prior_components = 500
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
     # 'squared_error' for the deterministic AE / PCA (loss ||x - d(e(x))||^2).

@@ -29,6 +29,9 @@ References:
   Burda, Grosse & Salakhutdinov, `Importance Weighted Autoencoders
   <https://arxiv.org/abs/1509.00519>`_, ICLR 2016.
 
+  Tomczak & Welling, `VAE with a VampPrior <https://arxiv.org/abs/1705.07120>`_,
+  AISTATS 2018.
+
   Higgins et al., `beta-VAE: Learning Basic Visual Concepts with a Constrained
   Variational Framework <https://openreview.net/forum?id=Sy2fzU9gl>`_,
   ICLR 2017.
@@ -47,6 +50,7 @@ __all__ = [
     "gaussian_kl",
     "standard_normal_log_prob",
     "diagonal_gaussian_log_prob",
+    "gaussian_mixture_log_prob",
     "gaussian_log_likelihood",
     "bernoulli_log_likelihood",
     "squared_error",
@@ -400,6 +404,66 @@ def _diagonal_gaussian_log_prob(z, mean, logvar):
   # op and no overflow of the variance itself for large logvar.
   mahalanobis = jnp.square(z - mean) * jnp.exp(-logvar)
   return -0.5 * jnp.sum(mahalanobis + logvar + _LOG_2PI, axis=-1)
+
+
+def gaussian_mixture_log_prob(
+    z: jax.typing.ArrayLike,
+    means: jax.typing.ArrayLike,
+    logvars: jax.typing.ArrayLike,
+) -> jax.Array:
+  r"""Log-density at ``z`` of the equal-weight mixture of ``K`` diagonal Gaussians.
+
+  .. math::
+    \log p(z) = \log \frac{1}{K} \sum_{k=1}^{K}
+      N(z; \mu_k, \operatorname{diag}\sigma_k^2)
+
+  (a log-sum-exp over the components, stable for far-apart ones). This is the
+  prior of a mixture-of-Gaussians VAE, and the VampPrior when ``means`` and
+  ``logvars`` are the encoder's outputs at ``K`` learned pseudo-inputs.
+
+  The squared distances are expanded into matrix products (no ``[..., K, d]``
+  array, and matrix-product speed), so their rounding error is about the
+  float precision times ``sum_j (z_j^2 + mu_kj^2) / sigma_kj^2``: 1e-3 nats for
+  typical latents (|z| of a few units, variances >= 0.01, d = 40).
+
+  Args:
+    z: points, shape ``[..., d]`` (any leading batch / sample axes).
+    means: component means, shape ``[K, d]``.
+    logvars: component log-variances, shape ``[K, d]``.
+
+  Returns:
+    log-densities in nats, shape ``z.shape[:-1]``.
+
+  Raises:
+    ValueError: if ``means`` and ``logvars`` differ in shape or are not
+      ``[K, d]`` with the ``d`` of ``z``.
+
+  Example:
+    >>> lp = gaussian_mixture_log_prob(jnp.zeros((1, 2)), jnp.zeros((3, 2)),
+    ...                                jnp.zeros((3, 2)))
+    >>> print(round(float(lp[0]), 4))  # one N(0, I) three times: -log 2pi
+    -1.8379
+  """
+  z, means, logvars = _as_float(z), _as_float(means), _as_float(logvars)
+  _check_shapes_equal(means, logvars, "means", "logvars")
+  _check_min_ndim(z, "z")
+  if means.ndim != 2 or means.shape[-1] != z.shape[-1]:
+    raise ValueError(
+        f"means and logvars must be [K, d] with d = z.shape[-1] = {z.shape[-1]}; "
+        f"got {means.shape}.")
+  return _gaussian_mixture_log_prob(z, means, logvars)
+
+
+@_kernel()
+def _gaussian_mixture_log_prob(z, means, logvars):
+  # sum_j (z_j - m_kj)^2 / v_kj expanded into matrix products, so that no
+  # [..., K, d] array is formed (K = 500 pseudo-inputs, thousands of samples).
+  inverse_variances = jnp.exp(-logvars)
+  mahalanobis = (jnp.square(z) @ inverse_variances.T
+                 - 2.0 * z @ (means * inverse_variances).T
+                 + jnp.sum(jnp.square(means) * inverse_variances, axis=-1))
+  per_component = -0.5 * (mahalanobis + jnp.sum(logvars, axis=-1) + z.shape[-1] * _LOG_2PI)
+  return jax.nn.logsumexp(per_component, axis=-1) - math.log(means.shape[0])
 
 
 # ------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def _standard_error(values: np.ndarray) -> float:
 
 
 @functools.partial(jax.jit, static_argnames="sample_chunk")
-def _importance_sampled_chunk(encode, log_likelihood, x, offset, key, num_samples, *, sample_chunk):
+def _importance_sampled_chunk(encode, log_likelihood, log_prior, x, offset, key, num_samples, *, sample_chunk):
     """Importance-sampled log p(x) of one data chunk ``x`` [b, ...] -> [b] nats.
 
     ``num_samples`` is traced (the loop over sample chunks has a dynamic trip count), so one
@@ -139,8 +139,8 @@ def _importance_sampled_chunk(encode, log_likelihood, x, offset, key, num_sample
         log_px_z = jax.vmap(log_likelihood, in_axes=(None, 0))(x, z)  # [sample_chunk, b]
         # Samples past num_samples (in the last chunk only) get weight exp(-inf) = 0.
         log_px_z = jnp.where((sample_index < num_samples)[:, None], log_px_z, -jnp.inf)
-        chunk_bound = losses.iwae_bound(
-            log_px_z, losses.standard_normal_log_prob(z), losses.diagonal_gaussian_log_prob(z, mean, logvar))
+        log_pz = losses.standard_normal_log_prob(z) if log_prior is None else log_prior(z)
+        chunk_bound = losses.iwae_bound(log_px_z, log_pz, losses.diagonal_gaussian_log_prob(z, mean, logvar))
         chunk_log_sum = chunk_bound + math.log(sample_chunk)  # log sum_s w_s over this chunk
         return jnp.logaddexp(log_sum, chunk_log_sum.astype(log_sum.dtype))
 
@@ -159,11 +159,13 @@ def importance_sampled_log_likelihood(
     num_samples: int,
     sample_chunk: int = 128,
     data_chunk: int = 128,
+    log_prior: Callable | None = None,
 ) -> dict[str, Any]:
     r"""Importance-sampled estimate of log p(x) under a latent-variable model, per example.
 
     With ``k = num_samples`` samples ``z_1..z_k ~ q(z|x) = N(mean(x), diag(exp(logvar(x))))``,
-    prior ``p(z) = N(0, I)`` and weights ``w_s = p(x|z_s) p(z_s) / q(z_s|x)``:
+    the prior ``p(z)`` (``log_prior``; default N(0, I)) and weights
+    ``w_s = p(x|z_s) p(z_s) / q(z_s|x)``:
 
     .. math::
       \log p(x) \approx \mathcal{L}_k(x) = \log \frac{1}{k} \sum_{s=1}^{k} w_s,
@@ -197,6 +199,8 @@ def importance_sampled_log_likelihood(
       num_samples: ``k >= 1``, importance samples per image.
       sample_chunk: samples drawn per step of the loop (``min(sample_chunk, k)`` is used).
       data_chunk: images per compiled call.
+      log_prior: ``z [..., d] -> [...]``, log p(z) in nats (a ``Partial`` like ``encode``);
+        None for N(0, I).
 
     Returns:
       a dict with ``'log_likelihood'`` (mean over images of ``L_k``, nats per example),
@@ -210,9 +214,10 @@ def importance_sampled_log_likelihood(
         raise ValueError(f"`sample_chunk` must be a positive int, got {sample_chunk!r}.")
     images = _as_numpy_images(images)
     encode, log_likelihood = _as_partial(encode), _as_partial(log_likelihood)
+    log_prior = None if log_prior is None else _as_partial(log_prior)
     k, chunk_k = np.int32(num_samples), int(min(sample_chunk, num_samples))
     per_example = _map_chunks(
-        lambda chunk, offset: _importance_sampled_chunk(encode, log_likelihood, chunk, offset, key, k,
+        lambda chunk, offset: _importance_sampled_chunk(encode, log_likelihood, log_prior, chunk, offset, key, k,
                                                         sample_chunk=chunk_k),
         images, data_chunk)
     per_example = np.asarray(per_example)
@@ -242,6 +247,14 @@ class _VAEEncode:
 
 
 @dataclasses.dataclass(frozen=True)
+class _VAELogPrior:
+    model: Any
+
+    def __call__(self, params, z):
+        return self.model.apply(params, z, method=self.model.log_prior)
+
+
+@dataclasses.dataclass(frozen=True)
 class _VAELogLikelihood:
     model: Any
     config: _LikelihoodConfig
@@ -268,7 +281,7 @@ def vae_log_likelihood(
     ``q(z|x)`` is ``model.apply(params, x, method=model.encode)`` and ``log p(x|z)`` is
     ``objectives.log_likelihood(config, x, model.apply(params, z, method=model.decode))``
     (``config.likelihood`` 'gaussian' with variance ``config.c`` or the model's learned one, or
-    'bernoulli'). ``params``
+    'bernoulli'); the prior is the model's (`models.VAE.log_prior`). ``params``
     is traced: calling again with new parameters of the same model reuses the compiled
     program. For grey-level images the Gaussian log p(x) is a density (it may be positive) and
     the Bernoulli one is the usual unnormalised relaxation. Returns the same dict (nats per
@@ -277,9 +290,11 @@ def vae_log_likelihood(
     likelihood = config.likelihood
     c = float(config.c) if likelihood == "gaussian" else None
     spec = _LikelihoodConfig(likelihood, c)
+    standard_prior = getattr(model, "prior", "standard_normal") == "standard_normal"
     return importance_sampled_log_likelihood(
         Partial(_VAEEncode(model), params), Partial(_VAELogLikelihood(model, spec), params), images, key,
-        num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk)
+        num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk,
+        log_prior=None if standard_prior else Partial(_VAELogPrior(model), params))
 
 
 # ----------------------------------------------------------------------------- active units

@@ -261,11 +261,19 @@ class Autoencoder(_EncoderDecoder):
         return self.decoder(z)
 
 
+PRIORS = ("standard_normal", "mixture", "vamp")
+
+
 class VAE(_EncoderDecoder):
-    """Variational autoencoder: q(z|x) = N(mean(x), exp(logvar(x))), prior N(0, I).
+    """Variational autoencoder: q(z|x) = N(mean(x), exp(logvar(x))), prior p(z).
 
     ``decoder_variance`` 'scalar' or 'per_pixel' adds a learned log-variance parameter
     (the lecture's c, learned instead of fixed; initialised at ``log(initial_variance)``).
+
+    ``prior`` (`PRIORS`): 'standard_normal' N(0, I); 'mixture', an equal-weight mixture of
+    ``prior_components`` learned diagonal Gaussians; 'vamp', the VampPrior (Tomczak &
+    Welling 2018), the mixture of the encoder's posteriors q(z|u_k) at ``prior_components``
+    learned pseudo-inputs u_k (images in [0, 1], initialised near black as in the paper).
     """
 
     decoder_variance: str = "fixed"  # fixed | scalar | per_pixel
@@ -275,6 +283,8 @@ class VAE(_EncoderDecoder):
     autoregressive_kernel: int = 7
     autoregressive_layers: int = 1
     autoregressive_z_features: int = 4
+    prior: str = "standard_normal"  # standard_normal | mixture | vamp
+    prior_components: int = 500
 
     def setup(self):
         self.encoder = make_encoder(self, gaussian=True)
@@ -282,6 +292,13 @@ class VAE(_EncoderDecoder):
         if self.decoder_variance != "fixed":
             shape = () if self.decoder_variance == "scalar" else tuple(self.output_shape)
             self.log_variance = self.param("decoder_log_variance", nn.initializers.constant(math.log(self.initial_variance)), shape)
+        if self.prior == "mixture":
+            shape = (self.prior_components, self.latents)
+            self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
+            self.prior_logvars = self.param("prior_logvars", nn.initializers.zeros, shape)
+        elif self.prior == "vamp":
+            near_black = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
+            self.pseudo_inputs = self.param("pseudo_inputs", near_black, (self.prior_components, *self.output_shape))
 
     def __call__(self, x: jax.Array, rng: jax.Array):
         """Encodes, samples z = mean + std * xi with ``rng``, decodes.
@@ -323,9 +340,32 @@ class VAE(_EncoderDecoder):
         """The learned decoder variance c (scalar or per pixel); only when it is learned."""
         return jnp.exp(self.log_variance)
 
+    def prior_mixture(self) -> tuple[jax.Array, jax.Array]:
+        """``(means, logvars)``, each ``[prior_components, latents]``, of a mixture prior: the
+        learned components, or the encoder's posteriors at the pseudo-inputs (clipped to [0, 1],
+        the paper's hardtanh)."""
+        if self.prior == "mixture":
+            return self.prior_means, self.prior_logvars
+        return self.encoder(jnp.clip(self.pseudo_inputs, 0.0, 1.0))
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """log p(z) in nats for ``z`` ``[..., latents]``; shape ``z.shape[:-1]``."""
+        if self.prior == "standard_normal":
+            return losses.standard_normal_log_prob(z)
+        return losses.gaussian_mixture_log_prob(z, *self.prior_mixture())
+
+    def sample_prior(self, rng: jax.Array, num: int) -> jax.Array:
+        """``[num, latents]`` draws from p(z) (a mixture: a uniform component, then its Gaussian)."""
+        if self.prior == "standard_normal":
+            return jax.random.normal(rng, (num, self.latents))
+        means, logvars = self.prior_mixture()
+        component_key, noise_key = jax.random.split(rng)
+        component = jax.random.randint(component_key, (num,), 0, means.shape[0])
+        return losses.reparameterize(noise_key, means[component], logvars[component])
+
     def generate(self, rng: jax.Array, num: int) -> jax.Array:
-        """Decoder outputs for ``num`` latents drawn from the prior N(0, I)."""
-        return self.decode(jax.random.normal(rng, (num, self.latents)))
+        """Decoder outputs for ``num`` latents drawn from the prior (`sample_prior`)."""
+        return self.decode(self.sample_prior(rng, num))
 
 
 def output_activation_for(likelihood: str, requested: str = "auto") -> str:
@@ -356,7 +396,9 @@ def build_model(model_config, likelihood: str, output_shape: Sequence[int], init
                    autoregressive_features=model_config.get("autoregressive_features", 0),
                    autoregressive_kernel=model_config.get("autoregressive_kernel", 7),
                    autoregressive_layers=model_config.get("autoregressive_layers", 1),
-                   autoregressive_z_features=model_config.get("autoregressive_z_features", 4))
+                   autoregressive_z_features=model_config.get("autoregressive_z_features", 4),
+                   prior=model_config.get("prior", "standard_normal"),
+                   prior_components=model_config.get("prior_components", 500))
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)
     raise ValueError(f"build_model makes 'vae' or 'ae' models, got model.kind={model_config.kind!r}.")

@@ -27,9 +27,11 @@ class ModelFns(NamedTuple):
         average); ``kl_weight`` scales the KL term during warm-up (VAEs only).
     encode(params, x) -> ``[b, latents]`` codes (the posterior mean for a VAE).
     decode_image(params, z) -> ``[b, *image_shape]`` images in [0, 1].
-    standard_normal_prior: whether latents are meant to follow N(0, I) (VAE) or not.
+    standard_normal_prior: whether latents are meant to follow N(0, I) (a VAE with that
+        prior) or not.
     diagnostics: metrics reported by evaluation only; the training step leaves them out
         (and so never computes them).
+    sample_prior(params, key, num) -> ``[num, latents]`` draws from the prior (VAEs), or None.
     """
 
     per_example_metrics: Callable[..., dict[str, jax.Array]]
@@ -37,6 +39,7 @@ class ModelFns(NamedTuple):
     decode_image: Callable[[Params, jax.Array], jax.Array]
     standard_normal_prior: bool
     diagnostics: tuple[str, ...] = ()
+    sample_prior: Callable[[Params, jax.Array, int], jax.Array] | None = None
 
 
 def _flat(x: jax.Array) -> jax.Array:
@@ -103,17 +106,28 @@ def greedy_autoregressive_images(model, params, z: jax.Array) -> jax.Array:
 def vae_fns(model, config) -> ModelFns:
     """`ModelFns` of a `models.VAE`.
 
-    Loss per example: -E_q[log p(x|z)] + beta * kl_weight * KL(q(z|x) || N(0, I)) with one
+    Loss per example: -E_q[log p(x|z)] + beta * kl_weight * KL(q(z|x) || p(z)) with one
     sample (``config.objective='elbo'``; with ``config.free_bits`` > 0 each latent dimension's
     KL counts as at least that many nats, `kl_with_free_bits`), or the negative
     importance-weighted bound with ``config.num_train_samples`` samples (``'iwae'``, Burda
     et al. 2016; beta and free bits are not used). ``kl_weight`` in [0, 1] is the KL warm-up
     factor the trainer passes in. ``neg_elbo``, ``reconstruction`` and ``kl`` are always the
     true (unweighted, unclamped) terms.
+
+    The KL is closed-form for the N(0, I) prior; for a mixture prior (``model.prior``
+    'mixture' or 'vamp') it has none, and ``kl`` is the one-sample estimate
+    log q(z|x) - log p(z) at the z that is decoded (unbiased; so is ``neg_elbo``).
     """
     objective = config.get("objective", "elbo")
     num_samples = config.get("num_train_samples", 1)
     free_bits = config.get("free_bits", 0.0)
+    standard_prior = model.prior == "standard_normal"
+
+    def sampled_kl(params, z, mean, logvar):
+        """log q(z|x) - log p(z) per example (mean over leading sample axes of ``z``)."""
+        log_ratio = (losses.diagonal_gaussian_log_prob(z, mean, logvar)
+                     - model.apply(params, z, method=model.log_prior))
+        return log_ratio.reshape(-1, mean.shape[0]).mean(axis=0)
 
     def decoder_variance(params):
         learned = model.decoder_variance != "fixed"
@@ -122,14 +136,13 @@ def vae_fns(model, config) -> ModelFns:
     def per_example_metrics(params, x, rng, kl_weight=1.0):
         mean, logvar = model.apply(params, x, method=model.encode)
         variance = decoder_variance(params)
-        kl = losses.gaussian_kl_to_standard_normal(mean, logvar)
         if objective == "iwae":
             z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
                                       jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
             outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
             log_px = log_likelihood(config, repeated, outputs, variance).reshape(num_samples, -1)
-            bound = losses.iwae_bound(log_px, losses.standard_normal_log_prob(z),
+            bound = losses.iwae_bound(log_px, model.apply(params, z, method=model.log_prior),
                                       losses.diagonal_gaussian_log_prob(z, mean, logvar))
             output, log_px = outputs.reshape(num_samples, *x.shape)[0], jnp.mean(log_px, axis=0)
             loss = -bound
@@ -137,6 +150,8 @@ def vae_fns(model, config) -> ModelFns:
             z = losses.reparameterize(rng, mean, logvar)
             output = model.apply(params, z, x, method=model.decode)
             log_px = log_likelihood(config, x, output, variance)
+        kl = losses.gaussian_kl_to_standard_normal(mean, logvar) if standard_prior else sampled_kl(params, z, mean, logvar)
+        if objective != "iwae":
             kl_term = kl_with_free_bits(mean, logvar, free_bits) if free_bits else kl
             loss = -losses.elbo(log_px, kl_term, beta=config.beta * kl_weight)
         return {
@@ -155,8 +170,11 @@ def vae_fns(model, config) -> ModelFns:
             return greedy_autoregressive_images(model, params, z)
         return to_image(config, model.apply(params, z, method=model.decode))
 
-    return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=True,
-                    diagnostics=("squared_error",))
+    def sample_prior(params, key, num):
+        return model.apply(params, key, num, method=model.sample_prior)
+
+    return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=standard_prior,
+                    diagnostics=("squared_error",), sample_prior=sample_prior)
 
 
 def autoencoder_fns(model, config) -> ModelFns:

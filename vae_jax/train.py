@@ -393,12 +393,14 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
     figures.save_reconstructions(os.path.join(workdir, "reconstructions.png"), originals, np.asarray(reconstructions))
 
     codes = np.asarray(fns.encode(params, test.images[:5000]))
-    noise = jax.random.normal(key, (64, codes.shape[1]))
     # An autoregressive decoder's images are its greedy decodings (each pixel its likelier value).
     decoded = "greedy decodings of" if config.model.get("autoregressive_features", 0) > 0 else "decoded"
-    if fns.standard_normal_prior:
-        latents, title = noise, f"{decoded} samples from the prior N(0, I)"
+    if fns.sample_prior is not None:  # a VAE: its prior
+        prior = {"standard_normal": "N(0, I)", "mixture": "(mixture of Gaussians)", "vamp": "(VampPrior)"}
+        latents = fns.sample_prior(params, key, 64)
+        title = f"{decoded} samples from the prior {prior[config.model.get('prior', 'standard_normal')]}"
     else:
+        noise = jax.random.normal(key, (64, codes.shape[1]))
         latents, title = codes.mean(0) + codes.std(0) * noise, f"{decoded} samples of N(code mean, code std)"
     figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(fns.decode_image(params, latents)), title)
 

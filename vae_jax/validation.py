@@ -104,6 +104,7 @@ def validate_config(config) -> None:
              f"--config.free_bits={config.get('free_bits')!r} is invalid: expected nats per latent dimension >= 0 "
              "(e.g. 0.0 for the plain KL, or 0.1).")
     _validate_autoregressive(config)
+    _validate_prior(config)
     _choice(config.get("model_selection", "last"), "model_selection", selection.MODES)
     patience = config.get("early_stopping_patience", 0)
     _nonnegative_int(patience, "early_stopping_patience")
@@ -131,6 +132,20 @@ def _validate_autoregressive(config) -> None:
              f"--config.model.autoregressive_kernel={kernel!r} is invalid: expected an odd integer >= 3, e.g. 7.")
     _nonnegative_int(model.get("autoregressive_layers", 1), "model.autoregressive_layers")
     _positive_int(model.get("autoregressive_z_features", 4), "model.autoregressive_z_features")
+
+
+def _validate_prior(config) -> None:
+    """A mixture or VampPrior: a VAE, some components, and no per-dimension free bits."""
+    prior = config.model.get("prior", "standard_normal")
+    _choice(prior, "model.prior", models.PRIORS)
+    _positive_int(config.model.get("prior_components", 500), "model.prior_components")
+    if prior == "standard_normal":
+        return
+    _require(config.model.kind == "vae", f"--config.model.prior={prior} is a VAE's prior; model.kind is "
+             f"{config.model.kind}: use --config.model.prior=standard_normal.")
+    _require(config.get("free_bits", 0.0) == 0, f"--config.free_bits={config.get('free_bits')} needs the "
+             f"closed-form KL of each latent dimension, which --config.model.prior={prior} has not: use "
+             "--config.free_bits=0 (or the standard_normal prior).")
 
 
 def validate_device_split(config, num_devices: int) -> None:
