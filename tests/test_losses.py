@@ -903,7 +903,7 @@ class TestStandalone:
     expected = {
         "reparameterize", "gaussian_kl_to_standard_normal", "gaussian_kl",
         "standard_normal_log_prob", "diagonal_gaussian_log_prob",
-        "gaussian_log_likelihood", "bernoulli_log_likelihood",
+        "gaussian_mixture_log_prob", "gaussian_log_likelihood", "bernoulli_log_likelihood",
         "squared_error", "elbo", "iwae_bound",
     }
     assert set(losses.__all__) == expected
