@@ -175,6 +175,9 @@ def importance_sampled_log_likelihood(
     (``L_k -> log p(x)``); it is exact for any ``k`` when q is the true posterior. Burda et
     al. report it with ``k = 5000``.
 
+    Matrix products run at full float32 precision (`jax.default_matmul_precision`), also on
+    GPUs, whose default for float32 is TF32.
+
     Memory is bounded by chunking: the samples are drawn ``sample_chunk`` at a time inside a
     `lax.fori_loop` whose carry is the running ``log sum_s w_s`` (accumulated with
     ``jnp.logaddexp``; samples past ``k`` in the last chunk get weight 0), and the images are
@@ -216,10 +219,13 @@ def importance_sampled_log_likelihood(
     encode, log_likelihood = _as_partial(encode), _as_partial(log_likelihood)
     log_prior = None if log_prior is None else _as_partial(log_prior)
     k, chunk_k = np.int32(num_samples), int(min(sample_chunk, num_samples))
-    per_example = _map_chunks(
-        lambda chunk, offset: _importance_sampled_chunk(encode, log_likelihood, log_prior, chunk, offset, key, k,
-                                                        sample_chunk=chunk_k),
-        images, data_chunk)
+    # Full float32 matrix products: GPUs would otherwise use TF32 (10-bit mantissas), which
+    # moves a reported log-likelihood by ~1e-4 relative (0.01 nats on binarised MNIST).
+    with jax.default_matmul_precision("float32"):
+        per_example = _map_chunks(
+            lambda chunk, offset: _importance_sampled_chunk(encode, log_likelihood, log_prior, chunk, offset, key,
+                                                            k, sample_chunk=chunk_k),
+            images, data_chunk)
     per_example = np.asarray(per_example)
     mean = float(np.mean(per_example, dtype=np.float64))
     return {

@@ -66,7 +66,8 @@ def _fit(x: jax.Array, num_components: int, center: bool) -> PCA:
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     mean = x.mean(axis=0) if center else jnp.zeros(x.shape[1], x.dtype)
     centred = x - mean
-    covariance = centred.T @ centred / x.shape[0]
+    # Full float32 products: a GPU's default TF32 would perturb the covariance's eigenvectors.
+    covariance = jnp.matmul(centred.T, centred, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
     eigenvalues, eigenvectors = jnp.linalg.eigh(covariance)
     top = eigenvectors[:, ::-1][:, :num_components].T  # [e, d], decreasing variance
     largest = jnp.argmax(jnp.abs(top), axis=1)
