@@ -1,5 +1,6 @@
 """Smoke tests of the real `train_and_evaluate` on tiny data, for every config."""
 
+import importlib
 import json
 import os
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS
-from vae_jax import train
+from vae_jax import train, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -122,3 +123,14 @@ def test_kl_warmup_weights_rise_linearly(tiny_config):
     for _ in range(6):
         state, _ = step(state, batch, keys["train"])
     np.testing.assert_allclose([float(w) for w in weights], [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+
+
+CONFIG_FILES = sorted(name[:-3] for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))
+                      if name.endswith(".py") and name != "__init__.py")
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_config_file_is_valid(name):
+    """Each ``configs/<name>.py`` passes the checks a run makes before any work."""
+    config = importlib.import_module(f"configs.{name}").get_config()
+    validation.validate_config(config)
