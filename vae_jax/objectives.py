@@ -123,12 +123,6 @@ def vae_fns(model, config) -> ModelFns:
     free_bits = config.get("free_bits", 0.0)
     standard_prior = model.prior == "standard_normal"
 
-    def sampled_kl(params, z, mean, logvar):
-        """log q(z|x) - log p(z) per example (mean over leading sample axes of ``z``)."""
-        log_ratio = (losses.diagonal_gaussian_log_prob(z, mean, logvar)
-                     - model.apply(params, z, method=model.log_prior))
-        return log_ratio.reshape(-1, mean.shape[0]).mean(axis=0)
-
     def decoder_variance(params):
         learned = model.decoder_variance != "fixed"
         return model.apply(params, method=model.variance) if learned else None
@@ -136,22 +130,28 @@ def vae_fns(model, config) -> ModelFns:
     def per_example_metrics(params, x, rng, kl_weight=1.0):
         mean, logvar = model.apply(params, x, method=model.encode)
         variance = decoder_variance(params)
-        if objective == "iwae":
+        if objective == "iwae":  # z, log p(x|z): [num_samples, b, ...]
             z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
                                       jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
             outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
             log_px = log_likelihood(config, repeated, outputs, variance).reshape(num_samples, -1)
-            bound = losses.iwae_bound(log_px, model.apply(params, z, method=model.log_prior),
-                                      losses.diagonal_gaussian_log_prob(z, mean, logvar))
-            output, log_px = outputs.reshape(num_samples, *x.shape)[0], jnp.mean(log_px, axis=0)
-            loss = -bound
+            output = outputs.reshape(num_samples, *x.shape)[0]
         else:
             z = losses.reparameterize(rng, mean, logvar)
             output = model.apply(params, z, x, method=model.decode)
             log_px = log_likelihood(config, x, output, variance)
-        kl = losses.gaussian_kl_to_standard_normal(mean, logvar) if standard_prior else sampled_kl(params, z, mean, logvar)
-        if objective != "iwae":
+        if objective == "iwae" or not standard_prior:  # log p(z) and log q(z|x) at the samples, once
+            log_pz = model.apply(params, z, method=model.log_prior)
+            log_qz = losses.diagonal_gaussian_log_prob(z, mean, logvar)
+        if standard_prior:
+            kl = losses.gaussian_kl_to_standard_normal(mean, logvar)
+        else:  # the sampled estimate, averaged over the samples
+            kl = (log_qz - log_pz).reshape(-1, mean.shape[0]).mean(axis=0)
+        if objective == "iwae":
+            loss = -losses.iwae_bound(log_px, log_pz, log_qz)
+            log_px = jnp.mean(log_px, axis=0)
+        else:
             kl_term = kl_with_free_bits(mean, logvar, free_bits) if free_bits else kl
             loss = -losses.elbo(log_px, kl_term, beta=config.beta * kl_weight)
         return {
