@@ -33,7 +33,7 @@ def get_config():
     config.model.autoregressive_kernel = 7
     config.model.autoregressive_z_features = 8
     config.free_bits = 0.25
-    config.kl_warmup_steps = 3900  # 10 epochs of 390 steps
+    config.kl_warmup_epochs = 10
     config.num_epochs = 100
     config.optimizer.schedule = "cosine"
     config.model_selection = "valid"

@@ -25,7 +25,7 @@ def get_config():
     config.model.decoder_hidden = (300, 300)
     config.model.latents = 40
     config.model.activation = "tanh"
-    config.kl_warmup_steps = 3900  # 10 epochs of 390 steps
+    config.kl_warmup_epochs = 10
     config.num_epochs = 400
     config.optimizer.schedule = "cosine"
     config.model_selection = "valid"

@@ -10,8 +10,9 @@ Prints each figure next to its target (issue "Performance") and writes them as J
 - compile time of the first step;
 - importance-sampled NLL with k = 1000 on 10,000 images;
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
-- sweep throughput: 8 members (beta x seed) trained as one vmapped program (`vae_jax.sweep`)
-  against 8 separate trainings of the same steps, for the reference VAE and a small one.
+- sweep throughput: 8 members (beta x seed) trained by the sweep loop (`vae_jax.loop`), in
+  turn and in one vmapped program, against 8 separate trainings of the same steps, for the
+  reference VAE and a small one, and which of the two the sweep chooses for them.
 All timings are medians of repeats after a warm-up, measured in the same process; variants
 that are compared are timed in interleaved rounds (the machines here are shared and noisy).
 """
@@ -28,7 +29,7 @@ import numpy as np
 from absl import app, flags
 
 from configs import vae_binarized_mnist
-from vae_jax import metrics, pca, train
+from vae_jax import loop, metrics, objectives, pca, sweep_spec, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
@@ -112,9 +113,8 @@ def train_throughput(num_examples: int, repeats: int) -> dict:
     """Examples/s of fused and per-step epochs of the reference VAE, and compile time."""
     config, fns, model, keys, images, order = reference_epoch(num_examples)
     steps = len(order)
-    tx = train.make_optimizer(config.optimizer, steps)
-    state = train.create_train_state(model, (28, 28, 1), tx, keys["init"])
-    step = train.make_train_step(fns, dynamic_binarization=False)
+    state = train.create_train_state(model, (28, 28, 1), config, steps, keys["init"], 0)
+    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
 
     def step_at(state, images, indices):  # images as an argument, as in the trainer (not a constant)
         return step(state, images[indices], jax.random.fold_in(keys["train"], state.step))
@@ -180,17 +180,20 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     steps = len(order)
     full_metrics = fns.per_example_metrics
     loss_only = fns._replace(per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]})
+    config = reference_config()
     variants = {  # name: (optimiser, model functions)
-        "trainer": (train.make_optimizer(reference_config().optimizer, steps), fns),
-        "with_diagnostics": (train.make_optimizer(reference_config().optimizer, steps), fns._replace(diagnostics=())),
+        "trainer": (train.make_optimizer(config.optimizer, steps), fns),
+        "with_diagnostics": (train.make_optimizer(config.optimizer, steps), fns._replace(diagnostics=())),
         "adam": (optax.adam(1e-3), fns),
         "sgd": (optax.sgd(1e-3), fns),
         "sgd_loss_only": (optax.sgd(1e-3), loss_only),
     }
 
     def runner(tx, variant_fns):
-        holder = {"state": train.create_train_state(model, (28, 28, 1), tx, keys["init"])}
-        epoch = train.make_train_epoch(train.make_train_step(variant_fns, dynamic_binarization=False), fused=True)
+        holder = {"state": train.create_train_state(model, (28, 28, 1), config, steps, keys["init"], 0, tx=tx)}
+        step = train.make_train_step(variant_fns, dynamic_binarization=False, hyper=objectives.hyper(config),
+                                     kl_warmup_steps=0)
+        epoch = train.make_train_epoch(step, fused=True)
 
         def run():
             holder["state"], m = epoch(holder["state"], images, order, keys["train"])
@@ -212,8 +215,7 @@ def nll_throughput(num_images: int, num_samples: int) -> dict:
     fns, model = train.model_fns(config, (28, 28, 1))
     del fns
     keys = train.run_keys(0)
-    params = train.create_train_state(model, (28, 28, 1), train.make_optimizer(config.optimizer, 1),
-                                      keys["init"]).params
+    params = train.create_train_state(model, (28, 28, 1), config, 1, keys["init"], 0).params
     images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) < 0.13).astype(np.float32)
     run = lambda: metrics.vae_log_likelihood(model, params, config, images, keys["eval"], num_samples=num_samples)
     run_small = lambda: metrics.vae_log_likelihood(model, params, config, images[:200], keys["eval"],
@@ -244,67 +246,71 @@ def pca_speed(num_examples: int, repeats: int) -> dict:
 
 def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hidden: int, latents: int,
                   batch: int, members: int = 8) -> dict:
-    """Member-examples/s of ``members`` VAEs (beta x seed) trained as one vmapped sweep
-    program against the same members trained one after another as separate runs (each its
-    own fused-epoch program, as `train.train_network` builds it), for one epoch of
-    ``num_examples`` synthetic binary images each. Steady state: medians of interleaved
-    repeats after a warm-up; ``_first_s``: the first epoch of all members, compilation included."""
-    from vae_jax import sweep
-
+    """Member-examples/s of ``members`` VAEs (beta x seed) trained for one epoch of
+    ``num_examples`` synthetic binary images each: as separate runs (each member its own
+    fused-epoch program, as a run builds it) against the sweep loop's two ways of running
+    members together (`loop.MembersEpoch`: ``in_turn`` and ``vmap``), timed in interleaved
+    rounds after a warm-up; ``auto`` is the way `loop.choose_execution` picks for them, and
+    ``_speedup`` its ratio. ``_first_s``: the first epoch of all members, compilation included."""
     config = reference_config()
     config.model.encoder_hidden = config.model.decoder_hidden = (hidden,)
     config.model.latents, config.batch_size = latents, batch
     shape = (side, side, 1)
     images = (jax.random.uniform(jax.random.key(0), (num_examples, *shape)) < 0.13).astype(jnp.float32)
     steps = num_examples // batch
-    overrides = sweep.product(sweep.values("beta", [0.5, 1.0, 2.0, 4.0]),
-                              sweep.values("seed", list(range((members + 3) // 4))))[:members]
-    configs = [sweep.apply_overrides(config, o) for o in overrides]
+    overrides = sweep_spec.product(sweep_spec.values("beta", [0.5, 1.0, 2.0, 4.0]),
+                                   sweep_spec.values("seed", list(range((members + 3) // 4))))[:members]
+    configs = [sweep_spec.apply_overrides(config, o) for o in overrides]
+    keys = [train.run_keys(member.seed) for member in configs]
+    orders = [train.epoch_order(k["data"], 0, num_examples, batch) for k in keys]
+
+    def initial_states(model):
+        return [train.create_train_state(model, shape, m, steps, k["init"], 0) for m, k in zip(configs, keys)]
 
     separate = []
-    for member in configs:
+    for member, key, order in zip(configs, keys, orders):
         fns, model = train.model_fns(member, shape)
-        keys = train.run_keys(member.seed)
-        state = train.create_train_state(model, shape, train.make_optimizer(member.optimizer, steps), keys["init"])
-        epoch = train.make_train_epoch(train.make_train_step(fns, dynamic_binarization=False), fused=True)
-        separate.append({"state": state, "epoch": epoch, "key": keys["train"],
-                         "order": train.epoch_order(keys["data"], 0, num_examples, batch)})
+        step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(member), kl_warmup_steps=0)
+        state = train.create_train_state(model, shape, member, steps, key["init"], 0)
+        separate.append({"state": state, "epoch": train.make_train_epoch(step, fused=True), "key": key["train"],
+                         "order": order})
 
     def run_separate():
         for run in separate:
             run["state"], metrics = run["epoch"](run["state"], images, run["order"], run["key"])
             jax.block_until_ready(metrics)
 
-    group = sweep.group_members(sweep.expand(config, overrides, "unused"))[0]
-    _, model = train.model_fns(config, shape)
-    keys = [train.run_keys(member.seed) for member in configs]
-    orders = jnp.stack([train.epoch_order(k["data"], 0, num_examples, batch) for k in keys])
-    train_keys = jnp.stack([k["train"] for k in keys])
-    holder = {"state": sweep.initial_group_state(group, model, shape, steps),
-              "epoch": sweep.make_group_epoch(model, config, shared_images=True)}
+    fns, model = train.model_fns(config, shape)
+    runs = {"separate": run_separate}
+    for execution in ("in_turn", "vmap"):
+        epoch = loop.MembersEpoch(fns, config, [(objectives.hyper(m), 0) for m in configs],
+                                  [k["train"] for k in keys], execution, None)
+        holder = {"states": initial_states(model)}
 
-    def run_vmapped():
-        holder["state"], metrics = holder["epoch"](holder["state"], images, orders, train_keys)
-        jax.block_until_ready(metrics)
+        def run_members(epoch=epoch, holder=holder):
+            holder["states"], _ = epoch(holder["states"], [True] * members, images, orders)  # metrics: host floats
 
-    def seconds(fn):
+        runs[execution] = run_members
+
+    first = {}
+    for name, run in runs.items():
         start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-
-    first_separate, first_vmapped = seconds(run_separate), seconds(run_vmapped)
-    times = {"separate": [], "vmapped": []}
-    for _ in range(repeats):  # interleaved, so that load changes on a shared machine hit both
-        times["separate"].append(seconds(run_separate))
-        times["vmapped"].append(seconds(run_vmapped))
+        run()
+        first[name] = time.perf_counter() - start
+    medians = interleaved_medians(runs, repeats)
+    num_parameters = sum(leaf.size for leaf in jax.tree.leaves(separate[0]["state"].params))
+    auto = loop.choose_execution("auto", members, num_parameters)
     examples = members * steps * batch
-    separate_s, vmapped_s = statistics.median(times["separate"]), statistics.median(times["vmapped"])
     return {f"{prefix}_model": f"{side * side}-{hidden}-{latents}, batch {batch}, {members} members, {steps} steps each",
-            f"{prefix}_separate_examples_per_s": examples / separate_s,
-            f"{prefix}_vmapped_examples_per_s": examples / vmapped_s,
-            f"{prefix}_speedup": separate_s / vmapped_s,
-            f"{prefix}_first_epoch_separate_s": first_separate, f"{prefix}_first_epoch_vmapped_s": first_vmapped,
-            f"{prefix}_speedup_with_compile": first_separate / first_vmapped}
+            f"{prefix}_auto": auto,
+            f"{prefix}_separate_examples_per_s": examples / medians["separate"],
+            f"{prefix}_in_turn_examples_per_s": examples / medians["in_turn"],
+            f"{prefix}_vmap_examples_per_s": examples / medians["vmap"],
+            f"{prefix}_in_turn_speedup": medians["separate"] / medians["in_turn"],
+            f"{prefix}_vmap_speedup": medians["separate"] / medians["vmap"],
+            f"{prefix}_speedup": medians["separate"] / medians[auto],
+            f"{prefix}_first_epoch_separate_s": first["separate"], f"{prefix}_first_epoch_{auto}_s": first[auto],
+            f"{prefix}_speedup_with_compile": first["separate"] / first[auto]}
 
 
 def main(argv):
@@ -351,20 +357,23 @@ def main(argv):
         "sklearn_pca_seconds": ("s", "(reference)"),
         "pca_error": ("sq. error/image", "== sklearn_pca_error"),
         "sklearn_pca_error": ("sq. error/image", "(reference)"),
-        "sweep_speedup": ("x", ">= 2 (8 vmapped vs 8 separate, 784-400-20)"),
-        "sweep_vmapped_examples_per_s": ("examples/s", "(all members)"),
-        "sweep_separate_examples_per_s": ("examples/s", "(all members)"),
-        "sweep_speedup_with_compile": ("x", "(first epoch, compilation included)"),
-        "sweep_small_speedup": ("x", ">= 2 (8 vmapped vs 8 separate, 64-32-2)"),
-        "sweep_small_vmapped_examples_per_s": ("examples/s", "(all members)"),
-        "sweep_small_separate_examples_per_s": ("examples/s", "(all members)"),
-        "sweep_small_speedup_with_compile": ("x", "(first epoch, compilation included)"),
+        **{f"{prefix}_{name}": spec for prefix, size in (("sweep", "784-400-20"), ("sweep_small", "64-32-2"))
+           for name, spec in (("speedup", ("x", f">= 1.0 (8 members, the auto choice vs 8 separate runs, {size})")),
+                              ("in_turn_speedup", ("x", "(8 in turn vs 8 separate)")),
+                              ("vmap_speedup", ("x", "(8 vmapped vs 8 separate)")),
+                              ("separate_examples_per_s", ("examples/s", "(all members)")),
+                              ("in_turn_examples_per_s", ("examples/s", "(all members)")),
+                              ("vmap_examples_per_s", ("examples/s", "(all members)")),
+                              ("speedup_with_compile", ("x", "(first epoch, compilation included)")))},
     }
     print(f"backend: {figures['backend']}  devices: {len(figures['devices'])}" + ("  (QUICK run)" if quick else ""))
     print(f"{'figure':40s} {'measured':>14s}  {'unit':16s} target")
     for name, (unit, target) in targets.items():
         if name in figures:
             print(f"{name:40s} {figures[name]:14.3f}  {unit:16s} {target}")
+    for prefix in ("sweep", "sweep_small"):
+        if f"{prefix}_auto" in figures:
+            print(f"{prefix + '_auto':40s} {figures[prefix + '_auto']:>14s}  (the way the sweep runs these members)")
     with open(FLAGS.output, "w") as f:
         json.dump(figures, f, indent=2)
     print(f"wrote {FLAGS.output}")

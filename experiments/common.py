@@ -1,10 +1,11 @@
 """What every lecture experiment shares: where results go and how they are written.
 
-Each experiment ``NAME`` writes ``<outdir>/NAME.json`` (its numbers), ``<outdir>/NAME.md``
-(a Markdown section with the numbers and links to its figures) and ``<outdir>/NAME_*.png``;
-``python -m experiments.report`` joins the sections into one page. Models are trained with
-`vae_jax.train.train_and_evaluate` in ``<outdir>/workdirs/<run>``: a re-run reuses (or
-resumes) the finished runs there, and `train_and_restore` hands back their parameters.
+Each experiment ``NAME`` writes ``<workdir>/NAME.json`` (its numbers), ``<workdir>/NAME.md``
+(a Markdown section with the numbers and links to its figures) and ``<workdir>/NAME_*.png``,
+where ``<workdir>`` is ``--workdir`` (default ``runs/lecture``); ``python -m experiments.report``
+joins the sections into one page. Models are trained with `vae_jax.run.train_and_evaluate` in
+``<workdir>/workdirs/<run>``: a re-run reuses (or resumes) the finished runs there, and
+`train_and_restore` hands back their parameters.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-OUTDIR = flags.DEFINE_string("outdir", "runs/lecture", "Directory for the experiment's JSON, Markdown and PNG files.")
+DEFAULT_WORKDIR = "runs/lecture"
+# `--workdir` is also the flag of experiments.train, evaluate and sweep (one name, one idea: the
+# directory a command works in), and absl allows one definition of a name per process, which may
+# import a lecture script and one of those (the tests do). So there is one definition: this one
+# gives way (allow_override) to theirs when they are imported later, and is not made when one came
+# first; WORKDIR reads whichever is registered (by name), and `workdir_root` turns their default
+# (None) into DEFAULT_WORKDIR.
+if "workdir" not in flags.FLAGS:
+    flags.DEFINE_string("workdir", DEFAULT_WORKDIR, "Directory for the experiment's JSON, Markdown and PNG files "
+                        "(and, under workdirs/, the runs it trains).", allow_override=True)
+WORKDIR = flags.FlagHolder(flags.FLAGS, flags.FLAGS["workdir"])
 # Shared by the experiments (one process may import several, e.g. the tests); None means
 # the experiment's own default, given in its module docstring.
 DATASET = flags.DEFINE_string("dataset", None, "Dataset name (vae_jax.data.DATASETS); default: the experiment's.")
@@ -38,14 +49,19 @@ def set_data(config, dataset: str) -> None:
     config.data.data_dir = DATA_DIR.value
 
 
+def workdir_root() -> str:
+    """The ``--workdir`` of the lecture experiments (DEFAULT_WORKDIR when not given)."""
+    return WORKDIR.value or DEFAULT_WORKDIR
+
+
 def output_path(name: str) -> str:
-    """``<outdir>/<name>``, creating the directory."""
-    os.makedirs(OUTDIR.value, exist_ok=True)
-    return os.path.join(OUTDIR.value, name)
+    """``<workdir>/<name>``, creating the directory."""
+    os.makedirs(workdir_root(), exist_ok=True)
+    return os.path.join(workdir_root(), name)
 
 
 def workdir(run: str) -> str:
-    """``<outdir>/workdirs/<run>``: where an experiment trains (and later reuses) one model."""
+    """``<workdir>/workdirs/<run>``: where an experiment trains (and later reuses) one model."""
     return output_path(os.path.join("workdirs", run))
 
 
@@ -93,34 +109,17 @@ def all_finite(numbers) -> bool:
 
 
 def train_and_restore(config, workdir: str):
-    """Trains ``config`` in ``workdir`` (or reuses/resumes the run there) and restores it.
+    """Trains ``config`` in ``workdir`` (or reuses/resumes the run there), then restores it.
 
     Returns ``(fns, model, params, final_metrics)``: the `objectives.ModelFns`, the Flax
     module (None for PCA), the trained parameters (the fitted `pca.PCA` for PCA; the state
     selected on the validation split with ``config.model_selection='valid'``) and the final
-    test metrics of `train.train_and_evaluate`.
+    test metrics of `run.train_and_evaluate`.
     """
-    from vae_jax import checkpoints, data, selection, train  # lazy: keeps `--help` fast
-    from vae_jax import pca as pca_lib
+    from vae_jax import run  # lazy: keeps `--help` fast
 
-    final_metrics = train.train_and_evaluate(config, workdir)
-    image_shape = data.image_shape(config.data.name)
-    fns, model = train.model_fns(config, image_shape)
-    if model is None:
-        dim, latents = math.prod(image_shape), config.model.latents
-        template = pca_lib.PCA(jnp.zeros(dim), jnp.zeros((latents, dim)), jnp.zeros(latents), jnp.zeros(()))
-    else:
-        template = train.create_train_state(model, image_shape, train.make_optimizer(config.optimizer, 1),
-                                            train.run_keys(config.seed)["init"])
-    selected = selection.selects_on_validation(config)
-    manager = checkpoints.open_manager(workdir, name=selection.CHECKPOINT_DIR if selected else "checkpoints")
-    try:
-        restored = checkpoints.restore_latest(manager, template)
-    finally:
-        manager.close()
-    if restored is None:
-        raise RuntimeError(f"{workdir} holds no checkpoint after training.")
-    params = restored if model is None else restored.params
+    final_metrics = run.train_and_evaluate(config, workdir)
+    _, fns, model, params = run.restore(workdir)
     return fns, model, params, final_metrics
 
 

@@ -1,6 +1,6 @@
 """Test log-likelihood of a trained VAE run: ``python -m experiments.evaluate --workdir=runs/vae``.
 
-Reads the run's `config.json` and latest checkpoint (the validation-selected one for runs with
+Reads the run's `config.json` and latest checkpoint, without training (the validation-selected one for runs with
 ``model_selection=valid``), then reports on the chosen split the
 importance-sampled NLL (``--num_samples`` k, nats per example, with its standard error),
 the negative ELBO and the active units, and writes them to ``<workdir>/nll_<split>_k<k>.json``.
@@ -12,14 +12,14 @@ decoder); an autoregressive decoder costs several times more per sample: use a s
 
 import json
 import os
+import sys
 import time
 
 import jax
-import ml_collections
 from absl import app, flags
 
-from experiments import common
-from vae_jax import data, metrics, train
+from vae_jax import metrics, objectives, run, train
+from vae_jax.errors import USER_ERRORS
 
 WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
@@ -34,12 +34,8 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
 
     ``sample_chunk`` and ``data_chunk`` set memory and speed only (`metrics.vae_log_likelihood`):
     the estimate is the same for any of them up to float rounding."""
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    for key in ("encoder_hidden", "decoder_hidden", "conv_features"):
-        config.model[key] = tuple(config.model[key])
-    fns, model, params, _ = common.train_and_restore(config, workdir)
-    splits = data.load_dataset(config.data.name, data_dir=config.data.data_dir or None)
+    config, fns, model, params = run.restore(workdir)  # never trains
+    splits = run.load_splits(config)
     if split not in splits:
         raise app.UsageError(f"--split={split}: {config.data.name} has the splits {sorted(splits)}.")
     images = splits[split].images
@@ -49,7 +45,7 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
     nll = metrics.vae_log_likelihood(model, params, config, images, key, num_samples=num_samples,
                                      sample_chunk=sample_chunk, data_chunk=data_chunk)
     seconds = time.perf_counter() - start
-    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key)
+    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key, objectives.hyper(config))
     units = metrics.active_units(lambda x: fns.encode(params, x), images)
     result = {"split": split, "num_samples": num_samples, "nll": nll["nll"],
               "standard_error": nll["standard_error"], "neg_elbo": elbo["neg_elbo"],
@@ -61,8 +57,12 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
 
 def main(argv):
     del argv
-    result = evaluate_run(WORKDIR.value, num_samples=NUM_SAMPLES.value, split=SPLIT.value,
-                          sample_chunk=SAMPLE_CHUNK.value, data_chunk=DATA_CHUNK.value)
+    try:
+        result = evaluate_run(WORKDIR.value, num_samples=NUM_SAMPLES.value, split=SPLIT.value,
+                              sample_chunk=SAMPLE_CHUNK.value, data_chunk=DATA_CHUNK.value)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(result, indent=2))
 
 

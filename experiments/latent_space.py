@@ -1,7 +1,7 @@
 """AE vs VAE latent spaces in 2-D: holes, continuity and completeness (lecture, sections 4-6).
 
 Command:
-  python -m experiments.latent_space [--outdir=runs/lecture] [--epochs=10]
+  python -m experiments.latent_space [--workdir=runs/lecture] [--epochs=10]
       [--dataset=mnist --data_dir=DIR]   # grey-level MNIST, where its IDX files exist
 Runtime: about 2.5 minutes on a 2-core CPU (an MLP AE and an MLP VAE with 2 latents, 10 epochs
 each on Fashion-MNIST, then the metrics); a re-run reuses both trained models (about 1.5 minutes).
@@ -26,18 +26,15 @@ The Markdown states whether the numbers support the claim.
 from __future__ import annotations
 
 import jax
-import matplotlib
+import numpy as np
+from absl import app, flags
+from jax.tree_util import Partial
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from jax.tree_util import Partial  # noqa: E402
-
-from configs import ae as ae_config  # noqa: E402
-from configs import vae as vae_config  # noqa: E402
-from experiments import common  # noqa: E402
-from vae_jax import data, figures, metrics  # noqa: E402
+from configs import ae as ae_config
+from configs import vae as vae_config
+from experiments import common
+from vae_jax import data, figures, metrics
 
 NAME = "latent_space"
 NUM_SAMPLES = flags.DEFINE_integer("latent_samples", 2000, "Latent samples per distribution for completeness.")
@@ -69,7 +66,8 @@ def _grid(codes: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 
 def save_scatter(path, codes, labels, boxes, class_names):
-    fig, axes = plt.subplots(1, len(codes), figsize=(6 * len(codes), 5))
+    fig = Figure(figsize=(6 * len(codes), 5))
+    axes = fig.subplots(1, len(codes))
     for ax, (name, z) in zip(axes, codes.items()):
         points = ax.scatter(z[:, 0], z[:, 1], s=1.5, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, alpha=0.6)
         x0, x1, y0, y1 = boxes[name]
@@ -81,12 +79,12 @@ def save_scatter(path, codes, labels, boxes, class_names):
     if class_names:
         bar.ax.set_yticklabels(class_names)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def save_image_panels(path, panels, title):
     """Side-by-side grey images; ``panels`` maps a title to ``(canvas, extent or None)``."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.3))
+    fig = Figure(figsize=(6 * len(panels), 6.3))
+    axes = fig.subplots(1, len(panels))
     for ax, (name, (canvas, extent)) in zip(axes, panels.items()):
         ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, extent=extent, aspect="auto",
                   interpolation="nearest")
@@ -98,7 +96,6 @@ def save_image_panels(path, panels, title):
             ax.set_ylabel("z[1]")
     fig.suptitle(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main(argv):

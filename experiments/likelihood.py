@@ -1,7 +1,7 @@
 """Test log-likelihood of the binarised-MNIST VAE by importance sampling, next to published numbers.
 
 Command:
-  python -m experiments.likelihood --data_dir=/work/shared/data [--outdir=runs/lecture]
+  python -m experiments.likelihood --data_dir=/work/shared/data [--workdir=runs/lecture]
       [--epochs=20] [--ks=1,5,50,1000] [--nll_images=0]
   (the data dir holds ``binarized_mnist/binarized_mnist_{train,valid,test}.amat[.gz]``;
   without ``--data_dir`` the loader uses $VAE_JAX_DATA_DIR, then the usual places)

@@ -1,19 +1,16 @@
-"""The lecture's worked PCA example: ``python -m experiments.pca_table [--outdir=runs/lecture]``.
+"""The lecture's worked PCA example: ``python -m experiments.pca_table [--workdir=runs/lecture]``.
 
 Five centred 2-D points A..E, one principal component from `jnp.linalg.eigh` of the
 covariance: prints the table (initial, encoded, decoded, rounded to 2 decimals as in the
 lecture) and draws the points, the principal axis and the projections. Runs in seconds.
 """
 
-import matplotlib
+import numpy as np
+from absl import app
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-
-from experiments import common  # noqa: E402
-from vae_jax import pca  # noqa: E402
+from experiments import common
+from vae_jax import pca
 
 POINTS = {"A": (-0.50, -0.40), "B": (-0.40, -0.10), "C": (0.10, 0.00), "D": (0.30, 0.30), "E": (0.50, 0.20)}
 
@@ -28,7 +25,8 @@ def main(argv):
             for name, (a, b), z, (u, v) in zip(POINTS, x, encoded[:, 0], decoded)]
     component = np.asarray(fitted.components[0])
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.axline((0, 0), component, color="tab:blue", label=f"principal axis ({component[0]:.3f}, {component[1]:.3f})")
     for name, point, projection in zip(POINTS, x, decoded):
         ax.plot(*zip(point, projection), color="gray", linestyle=":")
@@ -41,7 +39,6 @@ def main(argv):
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("PCA of the lecture's 5 points, 1 component")
     fig.savefig(common.output_path("pca_table.png"), dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
     numbers = {"component": component.tolist(), "explained_variance_ratio": float(fitted.explained_variance_ratio[0]),
                "encoded": encoded[:, 0].tolist(), "decoded": decoded.tolist()}

@@ -1,10 +1,10 @@
 """PCA vs the linear autoencoder: the same subspace, a different basis (lecture, section 3).
 
 Command:
-  python -m experiments.pca_vs_linear_ae [--outdir=runs/lecture] [--dataset=digits]
+  python -m experiments.pca_vs_linear_ae [--workdir=runs/lecture] [--dataset=digits]
       [--latents=10] [--epochs=20] [--learning_rate=3e-3]
 Runtime: about 45 s on a 2-core CPU (PCA in seconds, the linear AE 20 epochs of Fashion-MNIST);
-a re-run reuses both fitted models from ``<outdir>/workdirs/`` (about 15 s).
+a re-run reuses both fitted models from ``<workdir>/workdirs/`` (about 15 s).
 
 What it shows: PCA (`jnp.linalg.eigh`) and a linear autoencoder (configs/linear_ae.py: one
 affine layer each way, squared error, Adam with a cosine learning rate) with the same
@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import scipy.linalg
+from absl import app, flags
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.linalg  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from configs import linear_ae  # noqa: E402
-from configs import pca as pca_config  # noqa: E402
-from experiments import common  # noqa: E402
-from vae_jax import data  # noqa: E402
+from configs import linear_ae
+from configs import pca as pca_config
+from experiments import common
+from vae_jax import data
 
 NAME = "pca_vs_linear_ae"
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-3, "Peak learning rate of the linear AE (cosine schedule).")
@@ -82,7 +79,8 @@ def _image_row(axes, vectors, shape, label):
 
 def save_bases_figure(path, components, basis, shape, dataset):
     e = len(components)
-    fig, axes = plt.subplots(2, e, figsize=(1.2 * e + 1.5, 3.0), squeeze=False)
+    fig = Figure(figsize=(1.2 * e + 1.5, 3.0))
+    axes = fig.subplots(2, e, squeeze=False)
     _image_row(axes[0], components, shape, "PCA\ncomponents")
     _image_row(axes[1], basis, shape, "linear AE\ndecoder rows")
     for i in range(e):
@@ -90,12 +88,12 @@ def save_bases_figure(path, components, basis, shape, dataset):
     fig.suptitle(f"{dataset}: the same {e}-dimensional subspace, two bases (red > 0 > blue, each image scaled "
                  "to its own range)", fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def save_overlap_figure(path, cosines, angles):
     e = len(cosines)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig = Figure(figsize=(10, 4))
+    ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.2]})
     image = ax.imshow(cosines, cmap="viridis", vmin=0, vmax=1)
     ax.set_xlabel("PCA component")
     ax.set_ylabel("linear AE basis vector (decoder row)")
@@ -109,7 +107,6 @@ def save_overlap_figure(path, cosines, angles):
     bx.set_title(f"principal angles between the subspaces (max {angles.max():.2f} deg)")
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main(argv):

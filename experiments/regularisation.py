@@ -2,7 +2,7 @@
 (lecture, sections 6-7).
 
 Command:
-  python -m experiments.regularisation [--outdir=runs/lecture] [--epochs=5] [--latents=20]
+  python -m experiments.regularisation [--workdir=runs/lecture] [--epochs=5] [--latents=20]
       [--betas=0,1,4,16] [--variances=0.01,0.05,0.2]
 Runtime: about 3.5 minutes on a 2-core CPU (6 MLP VAEs with 20 latents, 5 epochs each on Fashion-MNIST: the
 beta sweep at c = 0.05 and the c sweep at beta = 1 share the run beta = 1, c = 0.05); a
@@ -25,17 +25,14 @@ which trends hold (the completeness numbers turn out to be weak signals here). F
 from __future__ import annotations
 
 import jax
-import matplotlib
+import numpy as np
+from absl import app, flags
+from jax.tree_util import Partial
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from jax.tree_util import Partial  # noqa: E402
-
-from configs import vae as vae_config  # noqa: E402
-from experiments import common  # noqa: E402
-from vae_jax import data, metrics  # noqa: E402
+from configs import vae as vae_config
+from experiments import common
+from vae_jax import data, metrics
 
 NAME = "regularisation"
 BETAS = flags.DEFINE_list("betas", ["0", "1", "4", "16"], "KL weights beta of the sweep at c = --fixed_c.")
@@ -115,7 +112,8 @@ def main(argv):
 
     beta_rows = [runs[(beta, fixed_c)] for beta in betas]
     c_rows = [runs[(1.0, c)] for c in variances]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex="col")
+    fig = Figure(figsize=(11, 7))
+    axes = fig.subplots(2, 2, sharex="col")
     _plot_sweep(axes[:, 0], betas, beta_rows, f"KL weight beta (c = {fixed_c:g})", log_x=False,
                 latents=latents)
     _plot_sweep(axes[:, 1], variances, c_rows, "decoder variance c (beta = 1)", log_x=True, latents=latents)
@@ -124,7 +122,6 @@ def main(argv):
     fig.suptitle(f"VAE regularisation on {dataset} ({latents} latents, {epochs} epochs)")
     fig.tight_layout()
     fig.savefig(common.output_path(f"{NAME}_sweep.png"), dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
     header = ["beta", "c", "test squared error", "KL (nats)", "active units", "posterior std (mean)",
               "spread of posterior means", "prior samples: confidence ratio", "prior samples: empty fraction"]

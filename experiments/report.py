@@ -1,9 +1,9 @@
 """Joins the experiments' Markdown sections into one page: ``python -m experiments.report
-[--outdir=runs/lecture]`` writes ``<outdir>/REPORT.md``. Runs in well under a second.
+[--workdir=runs/lecture]`` writes ``<workdir>/REPORT.md``. Runs in well under a second.
 
 Sections come in the lecture's order (pca_table, pca_vs_linear_ae, latent_space,
-regularisation, likelihood); a section whose ``<outdir>/<name>.md`` does not exist yet is
-listed with the command that makes it. Figures are linked relative to ``<outdir>``, so the
+regularisation, likelihood); a section whose ``<workdir>/<name>.md`` does not exist yet is
+listed with the command that makes it. Figures are linked relative to ``<workdir>``, so the
 report is read in place (or with the directory copied whole).
 """
 
@@ -37,12 +37,12 @@ def command(name: str) -> str:
     return f"python -m experiments.{name}{extra}"
 
 
-def build_report(outdir: str) -> tuple[str, list[str]]:
+def build_report(workdir: str) -> tuple[str, list[str]]:
     """The report's Markdown and the names of the sections not run yet."""
     parts, missing = ["# Variational autoencoders: the lecture's claims, measured", INTRO], []
     contents = []
     for name, title in SECTIONS:
-        path = os.path.join(outdir, f"{name}.md")
+        path = os.path.join(workdir, f"{name}.md")
         if os.path.exists(path):
             contents.append(f"- {title}: `{name}`")
             with open(path) as f:
@@ -58,7 +58,7 @@ def build_report(outdir: str) -> tuple[str, list[str]]:
 
 def main(argv):
     del argv
-    markdown, missing = build_report(common.OUTDIR.value)
+    markdown, missing = build_report(common.workdir_root())
     path = common.output_path("REPORT.md")
     with open(path, "w") as f:
         f.write(markdown)

@@ -2,8 +2,9 @@
 
 The config file defines ``get_config()`` (the base config; ``--config.<name>=<value>``
 overrides it for every member) and ``get_sweep()`` (the members' overrides, see
-`vae_jax.sweep`). Members that differ only in seed, beta, c, learning rate or KL warm-up
-train together in one compiled program; others run one group after another. Writes
+`vae_jax.sweep_spec`). Members that differ only in seed, beta, c, free bits, learning rate or
+KL warm-up train together as one group (``--execution``: in one vmapped program, or in turn);
+others run one group after another. Writes
 ``<workdir>/sweep_results.{json,md}`` and each member's outputs in ``<workdir>/<member>/``.
 Running the same command again resumes unfinished groups and skips finished ones. Errors
 are reported as in ``experiments.train`` (one ``error: ...`` line, exit status 2).
@@ -14,30 +15,35 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import checkpoints, data, sweep, train, validation
+from vae_jax import loop, parallel, sweep
+from vae_jax.errors import USER_ERRORS
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a sweep config file in configs/sweeps/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory of the sweep (one sub-directory per member; resumes if it holds one).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-# As in experiments.train (not imported: it defines the same flags).
-USER_ERRORS = (validation.ConfigError, data.DataError, checkpoints.CheckpointError, train.NonFiniteError)
+flags.DEFINE_enum("execution", "auto", loop.EXECUTIONS, "How a group's members train together: vmap (one vmapped "
+                  "program), in_turn (one after another, each with a run's own program), or auto (vmap on an "
+                  "accelerator or for small models; see vae_jax.loop.choose_execution).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process sweeps: HOST:PORT of process 0 (as in experiments.train).")
+flags.DEFINE_integer("num_processes", None, "Multi-process sweeps: how many processes take part.")
+flags.DEFINE_integer("process_id", None, "Multi-process sweeps: this process's index (0 writes the results).")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
+        parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
         members = sweep.load_sweep_file(config_flags.get_config_filename(FLAGS["config"]))
         logging.info("Base config:\n%s", FLAGS.config)
-        results = sweep.run_sweep(FLAGS.config, members, FLAGS.workdir)
+        sweep.run_sweep(FLAGS.config, members, FLAGS.workdir, execution=FLAGS.execution)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    with open(f"{FLAGS.workdir}/{sweep.RESULTS_NAME}.md") as f:
-        print(f.read())
-    del results
+    if parallel.is_primary():
+        with open(f"{FLAGS.workdir}/{sweep.RESULTS_NAME}.md") as f:
+            print(f.read())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import checkpoints, data, parallel, train, validation
+from vae_jax import config as config_lib
+from vae_jax import parallel, run, validation
+from vae_jax.errors import USER_ERRORS
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
@@ -31,9 +33,6 @@ flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many proces
 flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index, 0 .. num_processes - 1 "
                      "(0 writes the logs, figures and config.json).")
 
-# The project's user-facing errors: their messages say what to do, so no traceback is shown.
-USER_ERRORS = (validation.ConfigError, data.DataError, checkpoints.CheckpointError, train.NonFiniteError)
-
 
 def main(argv):
     if len(argv) > 1:
@@ -41,9 +40,10 @@ def main(argv):
     try:
         # First of all: jax.distributed must start before anything uses a device.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-        validation.validate_config(FLAGS.config)  # before the config is logged: a bad value gives one line
-        logging.info("Config:\n%s", FLAGS.config)
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        config = config_lib.resolve(FLAGS.config)
+        validation.validate_config(config)  # before the config is logged: a bad value gives one line
+        logging.info("Config:\n%s", config)
+        run.train_and_evaluate(config, FLAGS.workdir)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import models, objectives, train
+from vae_jax import models, objectives, run, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -75,7 +75,7 @@ def test_training_and_importance_sampled_likelihood(tiny_config, tmp_path):
     config.model.autoregressive_kernel = 3
     config.free_bits = 0.1
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     assert np.isfinite(final["neg_elbo"])
     results = {k: evaluate.evaluate_run(workdir, num_samples=k, split="valid") for k in (1, 32)}
     assert results[32]["nll"] < results[1]["nll"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vae_jax import data
-from vae_jax.data import DATASETS, DataError, Split, image_shape, load_dataset
+from vae_jax.data import BINARIZE_MODES, DATASETS, DataError, Split, image_shape, load_dataset
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 SHARED_BINARIZED = "/work/shared/data/binarized_mnist"
@@ -94,10 +94,20 @@ def test_unknown_dataset_lists_datasets():
 
 
 def test_invalid_binarize_names_allowed_values():
+    assert BINARIZE_MODES == ("none", "static")
     with pytest.raises(ValueError) as e:
-        load_dataset("digits", binarize="static")
+        load_dataset("digits", binarize="fixed")
     assert isinstance(e.value, DataError)
-    assert "'none'" in str(e.value) and "'dynamic'" in str(e.value)
+    assert "'none'" in str(e.value) and "'static'" in str(e.value)
+
+
+def test_dynamic_binarize_is_the_training_steps():
+    """Dynamic binarisation is a fresh draw at every step (config.data.binarize), never one draw at load time."""
+    with pytest.raises(DataError) as e:
+        load_dataset("digits", binarize="dynamic")
+    message = str(e.value)
+    assert "training step" in message and "config.data.binarize=dynamic" in message
+    assert 'binarize="static"' in message
 
 
 # ----------------------------------------------------------------------------- IDX reader
@@ -156,8 +166,8 @@ def test_amat_reader(tmp_path, gz):
         assert s.labels is None
         assert s.images.dtype == np.float32 and s.images.shape == (len(images), 28, 28, 1)
         np.testing.assert_array_equal(s.images.reshape(len(images), 784), images)
-    # Already binary: "dynamic" leaves it unchanged.
-    again = load_dataset("binarized_mnist", data_dir=str(tmp_path), binarize="dynamic", seed=3)
+    # Already binary: "static" leaves it unchanged.
+    again = load_dataset("binarized_mnist", data_dir=str(tmp_path), binarize="static", seed=3)
     np.testing.assert_array_equal(again["train"].images, splits["train"].images)
 
 
@@ -342,7 +352,7 @@ def test_download_without_tfds_says_pip_install(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- binarisation
 
 
-def test_dynamic_binarization(tmp_path):
+def test_static_binarization(tmp_path):
     directory = tmp_path / "mnist"
     directory.mkdir()
     grey = np.full((200, 28, 28), 77, np.uint8)  # 77/255 ~ 0.302
@@ -352,9 +362,9 @@ def test_dynamic_binarization(tmp_path):
     write_idx(directory / "t10k-images-idx3-ubyte", grey[:10])
     write_idx(directory / "t10k-labels-idx1-ubyte", np.arange(10))
     plain = load_dataset("mnist", data_dir=str(tmp_path))
-    a = load_dataset("mnist", data_dir=str(tmp_path), binarize="dynamic", seed=0)
-    b = load_dataset("mnist", data_dir=str(tmp_path), binarize="dynamic", seed=0)
-    c = load_dataset("mnist", data_dir=str(tmp_path), binarize="dynamic", seed=1)
+    a = load_dataset("mnist", data_dir=str(tmp_path), binarize="static", seed=0)
+    b = load_dataset("mnist", data_dir=str(tmp_path), binarize="static", seed=0)
+    c = load_dataset("mnist", data_dir=str(tmp_path), binarize="static", seed=1)
     x = a["train"].images
     assert x.dtype == np.float32 and x.shape == plain["train"].images.shape
     assert set(np.unique(x)) == {0.0, 1.0}
@@ -380,7 +390,7 @@ def test_digits():
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
     again = load_dataset("digits", seed=5)  # the split does not depend on the seed
     np.testing.assert_array_equal(again["test"].images, splits["test"].images)
-    binary = load_dataset("digits", binarize="dynamic")
+    binary = load_dataset("digits", binarize="static")
     assert set(np.unique(binary["test"].images)) <= {0.0, 1.0}
 
 
@@ -442,7 +452,7 @@ def test_tfds_route_with_mock_data(tmp_path):
             assert 0 <= s.labels.min() and s.labels.max() <= 9
 
         binary = load_dataset("fashion_mnist", data_dir=str(tmp_path / "b"), download=True,
-                              binarize="dynamic")
+                              binarize="static")
         assert set(np.unique(binary["train"].images)) <= {0.0, 1.0}
 
         # Mock binarized_mnist images are random uint8 (not 0/1): rejected by validation.

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from experiments import evaluate
-from vae_jax import train
+from vae_jax import run, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_nll_of_a_run_is_below_its_negative_elbo(tiny_config, tmp_path):
     config = tiny_config("vae_binarized_mnist")
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     results = {k: evaluate.evaluate_run(workdir, num_samples=k, split="valid") for k in (1, 64)}
     for k, result in results.items():
         assert result["split"] == "valid" and result["num_samples"] == k

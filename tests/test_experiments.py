@@ -1,12 +1,14 @@
 """Smoke tests of the lecture experiments (`experiments/*.py`) on tiny settings, and of the report.
 
 Each experiment's ``main`` runs with digits (or tiny binarised files), 1-2 epochs and few
-samples into a temporary ``--outdir``; the tests check that its JSON numbers are finite,
+samples into a temporary ``--workdir``; the tests check that its JSON numbers are finite,
 its Markdown and PNG figures exist, and that a re-run reuses the trained models.
 """
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,24 @@ from experiments import common, latent_space, likelihood, pca_vs_linear_ae, regu
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LECTURE = ["experiments.common", "experiments.pca_table", "experiments.pca_vs_linear_ae", "experiments.latent_space",
+           "experiments.regularisation", "experiments.likelihood", "experiments.report"]
+
+# Imports argv[1:] in order (as one test process may), then checks the lecture scripts' --workdir.
+WORKDIR_CHECK = """
+import importlib, os, sys
+from absl import flags
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+from experiments import common
+flags.FLAGS.mark_as_parsed()  # the defaults (experiments.train's required flags are not given here)
+assert common.workdir_root() == "runs/lecture", common.workdir_root()
+flags.FLAGS.workdir = "given"
+assert common.output_path("x.md") == os.path.join("given", "x.md")
+assert common.workdir("run") == os.path.join("given", "workdirs", "run")
+print("ok")
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -26,26 +46,26 @@ def parsed_flags():
         FLAGS(["test"])  # the defaults; each test overrides what it needs with flagsaver
 
 
-def run_experiment(module, outdir, **overrides) -> dict:
-    """Runs ``module.main`` with ``--outdir=outdir`` and ``overrides``; returns its JSON numbers."""
-    with flagsaver.flagsaver(outdir=str(outdir), **overrides):
+def run_experiment(module, workdir, **overrides) -> dict:
+    """Runs ``module.main`` with ``--workdir=workdir`` and ``overrides``; returns its JSON numbers."""
+    with flagsaver.flagsaver(workdir=str(workdir), **overrides):
         module.main([])
-    with open(os.path.join(outdir, f"{module.NAME}.json")) as f:
+    with open(os.path.join(workdir, f"{module.NAME}.json")) as f:
         numbers = json.load(f)
     assert common.all_finite(numbers), numbers
-    with open(os.path.join(outdir, f"{module.NAME}.md")) as f:
+    with open(os.path.join(workdir, f"{module.NAME}.md")) as f:
         assert f.read().startswith("## ")
     return numbers
 
 
-def assert_pngs(outdir, names):
+def assert_pngs(workdir, names):
     for name in names:
-        path = os.path.join(outdir, name)
+        path = os.path.join(workdir, name)
         assert os.path.getsize(path) > 1000, path
 
 
-def train_epochs(outdir, run):
-    with open(os.path.join(outdir, "workdirs", run, "metrics.jsonl")) as f:
+def train_epochs(workdir, run):
+    with open(os.path.join(workdir, "workdirs", run, "metrics.jsonl")) as f:
         return [json.loads(line)["epoch"] for line in f if '"train"' in line]
 
 
@@ -108,7 +128,7 @@ def test_likelihood(tmp_path):
 def test_report_joins_sections_in_lecture_order_and_lists_missing_ones(tmp_path):
     for name in ("likelihood", "pca_table", "regularisation"):
         (tmp_path / f"{name}.md").write_text(f"## section {name}\n")
-    with flagsaver.flagsaver(outdir=str(tmp_path)):
+    with flagsaver.flagsaver(workdir=str(tmp_path)):
         report.main([])
     text = (tmp_path / "REPORT.md").read_text()
     assert text.startswith("# ")
@@ -117,3 +137,15 @@ def test_report_joins_sections_in_lecture_order_and_lists_missing_ones(tmp_path)
     for name in ("pca_vs_linear_ae", "latent_space"):
         assert f"not run yet: `python -m experiments.{name}`" in text
     assert "not run yet: `python -m experiments.regularisation" not in text
+
+
+@pytest.mark.parametrize("modules", [LECTURE, ["experiments.train", *LECTURE], [*LECTURE, "experiments.train"],
+                                     ["experiments.evaluate", *LECTURE], [*LECTURE, "experiments.evaluate"]],
+                         ids=["lecture", "train-first", "train-last", "evaluate-first", "evaluate-last"])
+def test_workdir_flag_is_one_definition_shared_with_train_and_evaluate(tmp_path, modules):
+    """The lecture scripts' --workdir and that of experiments.train/evaluate import into one process
+    (no DuplicateFlagError) in either order, and the lecture default stays runs/lecture."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", WORKDIR_CHECK, *modules], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import load_config
-from vae_jax import parallel, train, validation
+from vae_jax import parallel, run, train, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -95,7 +95,7 @@ def runs(tmp_path_factory):
     try:
         assert jax.device_count() == 1
         reference = str(root / "reference")
-        train.train_and_evaluate(reference_config(), reference)
+        run.train_and_evaluate(reference_config(), reference)
     finally:
         [text] = finish([process], [log])
     return reference, four_devices, text, process.pid
@@ -225,7 +225,7 @@ def test_batch_size_must_divide_over_the_devices(monkeypatch, tmp_path):
     config.batch_size = 30
     workdir = str(tmp_path / "run")
     with pytest.raises(validation.ConfigError) as raised:
-        train.train_and_evaluate(config, workdir)
+        run.train_and_evaluate(config, workdir)
     assert str(raised.value) == ("--config.batch_size=30 does not divide evenly over the 4 devices (each device "
                                  "trains on an equal share of every batch): use --config.batch_size=32 (a multiple of 4).")
     assert not os.path.exists(workdir)  # refused before any work

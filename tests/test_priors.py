@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import losses, metrics, models, objectives, train, validation
+from vae_jax import losses, metrics, models, objectives, run, train, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -95,12 +95,12 @@ def test_a_one_component_standard_mixture_gives_the_standard_normal_results(tiny
     params = init(standard)
     mixed = {"params": dict(params["params"], prior_means=jnp.zeros((1, 3)), prior_logvars=jnp.zeros((1, 3)))}
     x = binary_images(64, seed=4)
-    closed = objectives.vae_fns(standard, config).per_example_metrics(params, x, jax.random.key(5))
+    closed = objectives.vae_fns(standard, config).per_example_metrics(params, x, jax.random.key(5), objectives.hyper(config))
     sampled_fns = objectives.vae_fns(mixture, config)
-    kls = [sampled_fns.per_example_metrics(mixed, x, jax.random.key(s))["kl"] for s in range(200)]
+    kls = [sampled_fns.per_example_metrics(mixed, x, jax.random.key(s), objectives.hyper(config))["kl"] for s in range(200)]
     kls = np.asarray(kls)  # [200 draws, 64 images]: the estimate's standard error is ~0.01 nats
     assert float(np.mean(kls)) == pytest.approx(float(np.mean(closed["kl"])), abs=0.05)
-    one = sampled_fns.per_example_metrics(mixed, x, jax.random.key(5))
+    one = sampled_fns.per_example_metrics(mixed, x, jax.random.key(5), objectives.hyper(config))
     np.testing.assert_allclose(one["neg_elbo"], one["reconstruction"] + one["kl"], rtol=1e-5)
     np.testing.assert_allclose(one["reconstruction"], closed["reconstruction"], rtol=1e-5)  # same z
     nll = [metrics.vae_log_likelihood(m, p, config, x, jax.random.key(6), num_samples=20)["nll"]
@@ -113,7 +113,7 @@ def test_pseudo_inputs_are_learned(tiny_config):
     model = small_vae("vamp", components=4)
     params = init(model)
     fns = objectives.vae_fns(model, config)
-    loss = lambda p: jnp.mean(fns.per_example_metrics(p, binary_images(16), jax.random.key(7))["loss"])
+    loss = lambda p: jnp.mean(fns.per_example_metrics(p, binary_images(16), jax.random.key(7), objectives.hyper(config))["loss"])
     grads = jax.grad(loss)(params)["params"]
     assert float(jnp.max(jnp.abs(grads["pseudo_inputs"]))) > 0.0
 
@@ -123,7 +123,7 @@ def test_training_figures_and_likelihood_with_a_richer_prior(prior, tiny_config,
     config = tiny_config("vae_binarized_mnist")
     config.model.prior, config.model.prior_components = prior, 6
     workdir = str(tmp_path / prior)
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     assert all(np.isfinite(v) for v in final.values())
     assert final["neg_elbo"] == pytest.approx(final["reconstruction"] + final["kl"], rel=1e-5)
     result = evaluate.evaluate_run(workdir, num_samples=8, split="test")

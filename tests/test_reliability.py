@@ -19,7 +19,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import load_config, write_tiny_binarized_mnist
-from vae_jax import checkpoints, data, train, validation
+from vae_jax import checkpoints, data, errors, run, train, validation
+from vae_jax import workdir as workdir_lib
 
 # Orbax leaves unawaited coroutines behind when it fails to read a damaged checkpoint.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -100,7 +101,7 @@ def tiny_config(**overrides):
 def finished_run(tmp_path_factory):
     """A completed 2-epoch run of `tiny_config()` (checkpoints at steps 46 and 92)."""
     workdir = str(tmp_path_factory.mktemp("finished") / "run")
-    final = train.train_and_evaluate(tiny_config(), workdir)
+    final = run.train_and_evaluate(tiny_config(), workdir)
     assert committed_steps(workdir) == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
     return workdir, final
 
@@ -432,7 +433,7 @@ def test_bad_input_is_refused_clearly_and_touches_nothing(case_id, kind, setup, 
     watched = str(tmp_path / "afile") if kind == "file" else workdir
     before = None if kind == "proc" else snapshot(watched)
     with pytest.raises(error) as raised:
-        train.train_and_evaluate(config, workdir)
+        run.train_and_evaluate(config, workdir)
     message = str(raised.value)
     assert re.search(pattern, message), message
     if case_id != "missing-file":  # the not-found message lists every place tried
@@ -460,7 +461,7 @@ def test_overwrite_moves_the_earlier_run_aside(finished_run, tmp_path):
     workdir = copy_run(finished_run, tmp_path)
     before = snapshot(workdir)
     config = tiny_config(**{"model.latents": 3, "overwrite": True, "num_epochs": 1})
-    train.train_and_evaluate(config, workdir)
+    run.train_and_evaluate(config, workdir)
     previous = [n for n in os.listdir(workdir) if n.startswith("previous-")]
     assert len(previous) == 1
     assert snapshot(os.path.join(workdir, previous[0])) == before  # every earlier file, unchanged
@@ -498,7 +499,7 @@ def test_nonfinite_skip_keeps_parameters_finite_and_logs_the_count(monkeypatch, 
     poison_training_images(monkeypatch)
     workdir = str(tmp_path / "run")
     with caplog.at_level(logging.WARNING):
-        final = train.train_and_evaluate(tiny_config(), workdir)
+        final = run.train_and_evaluate(tiny_config(), workdir)
     assert all(np.isfinite(v) for v in final.values())
     tree = restore_tree(workdir, 2 * STEPS_PER_EPOCH)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(tree["params"]))
@@ -515,8 +516,8 @@ def test_nonfinite_stop_raises_and_leaves_the_last_good_checkpoint(monkeypatch, 
     metrics_before = snapshot(os.path.join(workdir, "metrics.jsonl"))
     good = restore_tree(workdir, 2 * STEPS_PER_EPOCH)
     poison_training_images(monkeypatch)
-    with pytest.raises(train.NonFiniteError, match=r"non-finite loss or gradient.*Stopping before the next checkpoint"):
-        train.train_and_evaluate(tiny_config(nonfinite="stop", num_epochs=4), workdir)
+    with pytest.raises(errors.NonFiniteError, match=r"non-finite loss or gradient.*Stopping before the next checkpoint"):
+        run.train_and_evaluate(tiny_config(nonfinite="stop", num_epochs=4), workdir)
     assert snapshot(os.path.join(workdir, "checkpoints")) == checkpoints_before
     assert snapshot(os.path.join(workdir, "metrics.jsonl")) == metrics_before
     last = restore_tree(workdir, 2 * STEPS_PER_EPOCH)
@@ -536,7 +537,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(finished_run, 
     # ... and an interrupted save of a later step
     shutil.copytree(latest, os.path.join(workdir, "checkpoints", f"{3 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp"))
     with caplog.at_level(logging.WARNING):
-        final = train.train_and_evaluate(tiny_config(), workdir)
+        final = run.train_and_evaluate(tiny_config(), workdir)
     assert re.search(r"Checkpoint step 92 in .* is damaged and cannot be used \(ValueError: its arrays do not match",
                      caplog.text)
     assert "Falling back to the checkpoint at step 46" in caplog.text
@@ -553,7 +554,7 @@ def test_metrics_of_epochs_after_the_restored_checkpoint_are_dropped(finished_ru
     workdir = copy_run(finished_run, tmp_path)
     with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
         f.write('{"step": 138, "split": "train", "epoch": 3, "loss": 0.0, "stale": true}\n{"step": 138, "spl')
-    train.train_and_evaluate(tiny_config(num_epochs=3), workdir)
+    run.train_and_evaluate(tiny_config(num_epochs=3), workdir)
     records = metric_records(workdir)
     assert [(r["step"], r["split"]) for r in records] == [(s * STEPS_PER_EPOCH, split) for s in (1, 2, 3)
                                                           for split in ("train", "test")]
@@ -563,10 +564,10 @@ def test_metrics_of_epochs_after_the_restored_checkpoint_are_dropped(finished_ru
 def test_cosine_schedule_run_cannot_be_extended(tmp_path):
     """num_epochs sets a cosine schedule's length, so changing it is not a resumption."""
     workdir = str(tmp_path / "run")
-    validation.prepare_workdir(workdir, tiny_config(**{"optimizer.schedule": "cosine"}))
-    validation.check_workdir(workdir, tiny_config(**{"optimizer.schedule": "cosine", "eval_batch_size": 64}))
+    workdir_lib.prepare(workdir, tiny_config(**{"optimizer.schedule": "cosine"}))
+    workdir_lib.check(workdir, tiny_config(**{"optimizer.schedule": "cosine", "eval_batch_size": 64}))
     with pytest.raises(validation.ConfigError, match=r"another config \(differs in: num_epochs\)"):
-        validation.check_workdir(workdir, tiny_config(**{"optimizer.schedule": "cosine", "num_epochs": 3}))
-    validation.check_workdir(workdir + "-constant", tiny_config())
-    validation.prepare_workdir(workdir + "-constant", tiny_config())
-    validation.check_workdir(workdir + "-constant", tiny_config(num_epochs=3))  # constant: resumable
+        workdir_lib.check(workdir, tiny_config(**{"optimizer.schedule": "cosine", "num_epochs": 3}))
+    workdir_lib.check(workdir + "-constant", tiny_config())
+    workdir_lib.prepare(workdir + "-constant", tiny_config())
+    workdir_lib.check(workdir + "-constant", tiny_config(num_epochs=3))  # constant: resumable

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from experiments import common
-from vae_jax import checkpoints, data, selection, train
+from vae_jax import checkpoints, data, objectives, run, selection, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -64,7 +64,7 @@ def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path):
     config.num_epochs = 4
     config.optimizer.learning_rate = 3e-2  # noisy, so the last epoch is not always the best
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     valid = read_metrics(workdir, "valid")
     assert [r["epoch"] for r in valid] == [1, 2, 3, 4]
     best = min(valid, key=lambda r: r["neg_elbo"])
@@ -72,7 +72,7 @@ def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path):
     assert read_metrics(workdir, "test") == []  # the test split is evaluated once, at the end
     fns, _, params, _ = common.train_and_restore(config, workdir)  # the finished run, restored
     on_test = train.make_evaluate(fns, config.eval_batch_size)(params, load_split(config, "test"),
-                                                               train.run_keys(config.seed)["eval"])
+                                                               train.run_keys(config.seed)["eval"], objectives.hyper(config))
     for name, value in final.items():
         assert value == pytest.approx(on_test[name], rel=1e-5), name
 
@@ -85,10 +85,10 @@ def test_early_stopping_stops_and_stays_stopped(tiny_config, tmp_path, monkeypat
     # Only the first epoch counts as an improvement: the run must stop after epoch 3.
     monkeypatch.setattr(selection, "criterion", lambda metrics: 1.0)
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
     assert best_checkpoint_step(workdir) == read_metrics(workdir, "valid")[0]["step"]
-    again = train.train_and_evaluate(config, workdir)  # re-run: still stopped, same result
+    again = run.train_and_evaluate(config, workdir)  # re-run: still stopped, same result
     assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
     assert again == final
 
@@ -98,10 +98,10 @@ def test_resumed_selection_matches_an_uninterrupted_run(tiny_config, tmp_path):
     config.model_selection = "valid"
     config.optimizer.learning_rate = 3e-2
     config.num_epochs = 4
-    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    whole = run.train_and_evaluate(config, str(tmp_path / "whole"))
     config.num_epochs = 2
-    train.train_and_evaluate(config, str(tmp_path / "parts"))
+    run.train_and_evaluate(config, str(tmp_path / "parts"))
     config.num_epochs = 4
-    resumed = train.train_and_evaluate(config, str(tmp_path / "parts"))
+    resumed = run.train_and_evaluate(config, str(tmp_path / "parts"))
     assert resumed == whole
     assert read_metrics(str(tmp_path / "parts"), "valid") == read_metrics(str(tmp_path / "whole"), "valid")

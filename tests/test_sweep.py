@@ -1,4 +1,6 @@
-"""Sweeps (`vae_jax.sweep`): helpers, grouping, and a vmapped sweep against separate runs."""
+"""Sweeps (`vae_jax.sweep`, `vae_jax.loop`): specs, grouping, and members against their
+separate runs, in turn (bit for bit) and vmapped (up to float rounding), with selection on
+validation, early stopping, resume and a complete run in every member's folder."""
 
 import json
 import os
@@ -7,153 +9,162 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import load_config
-from vae_jax import checkpoints, sweep, train, validation
+from conftest import load_config, write_tiny_binarized_mnist
+from experiments import evaluate
+from vae_jax import checkpoints, loop, run, sweep, sweep_spec, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-MEMBERS = sweep.product(sweep.values("beta", [0.5, 2.0]), sweep.values("seed", [0, 1]))
-NAMES = ["beta=0.5_seed=0", "beta=0.5_seed=1", "beta=2.0_seed=0", "beta=2.0_seed=1"]
+# Members that differ in every value a group may vary: seed, beta, c, KL warm-up, learning
+# rate, free bits.
+MEMBERS = [{"beta": 0.5, "seed": 0}, {"beta": 2.0, "seed": 1}, {"c": 0.1, "kl_warmup_steps": 60},
+           {"optimizer.learning_rate": 3e-3, "free_bits": 0.2}]
+NAMES = ["beta=0.5_seed=0", "beta=2.0_seed=1", "c=0.1_kl_warmup_steps=60", "optimizer.learning_rate=0.003_free_bits=0.2"]
 
 
-def read_lines(path):
-    with open(path) as f:
-        return f.read()
+def read_records(workdir, split=None):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    return [r for r in records if split is None or r["split"] == split]
 
 
-def test_helpers_expand_products_lists_and_zips():
-    assert sweep.values("beta", [1, 2]) == [{"beta": 1}, {"beta": 2}]
-    assert sweep.product(sweep.values("a", [1, 2]), sweep.values("b", [3, 4])) == [
+def test_spec_helpers_expand_products_lists_and_zips():
+    assert sweep_spec.values("beta", [1, 2]) == [{"beta": 1}, {"beta": 2}]
+    assert sweep_spec.product(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3, 4])) == [
         {"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
-    assert sweep.chain(sweep.values("a", [1]), sweep.fixed(b=2)) == [{"a": 1}, {"b": 2}]
-    assert sweep.zipped(sweep.values("a", [1, 2]), sweep.values("b", [3, 4])) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+    assert sweep_spec.chain(sweep_spec.values("a", [1]), sweep_spec.fixed(b=2)) == [{"a": 1}, {"b": 2}]
+    assert sweep_spec.zipped(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3, 4])) == [
+        {"a": 1, "b": 3}, {"a": 2, "b": 4}]
     with pytest.raises(validation.ConfigError):
-        sweep.zipped(sweep.values("a", [1, 2]), sweep.values("b", [3]))
-    assert [sweep.member_name(m) for m in MEMBERS] == NAMES
-    assert sweep.member_name({"model.encoder_hidden": (64, 32)}) == "model.encoder_hidden=64,32"
+        sweep_spec.zipped(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3]))
+    assert [sweep_spec.member_name(m) for m in MEMBERS] == NAMES
+    assert sweep_spec.member_name({"model.encoder_hidden": (64, 32)}) == "model.encoder_hidden=64,32"
 
 
-def test_overrides_and_overlay():
+def test_overrides_are_checked_against_the_config():
     base = load_config("vae")
-    config = sweep.apply_overrides(base, {"optimizer.learning_rate": 3e-4, "beta": 2})
+    config = sweep_spec.apply_overrides(base, {"optimizer.learning_rate": 3e-4, "beta": 2})
     assert config.optimizer.learning_rate == 3e-4 and config.beta == 2.0 and base.beta == 1.0
-    for bad in ({"optimiser.learning_rate": 1.0}, {"beta": "high"}):
-        with pytest.raises(validation.ConfigError, match="Sweep override"):
-            sweep.apply_overrides(base, bad)
+    with pytest.raises(validation.ConfigError, match=r"Sweep override.*'optimiser.learning_rate'.*did you mean "
+                                                     r"optimizer.learning_rate"):
+        sweep_spec.apply_overrides(base, {"optimiser.learning_rate": 1.0})
+    with pytest.raises(validation.ConfigError, match=r"Sweep override.*beta='high' is invalid: expected a float"):
+        sweep_spec.apply_overrides(base, {"beta": "high"})
     with pytest.raises(validation.ConfigError, match="twice"):
         sweep.expand(base, [{"beta": 1.0}, {"beta": 1.0}], "/tmp/unused")
-    overlay = sweep.ConfigOverlay(base, beta=7.0)
-    assert overlay.beta == overlay["beta"] == overlay.get("beta") == 7.0
-    assert overlay.c == base.c and overlay.get("objective") == "elbo" and overlay.get("missing", 3) == 3
 
 
 def test_grouping_separates_shape_changing_values(tmp_path):
     base = load_config("vae")
-    members = sweep.expand(base, sweep.chain(
-        sweep.product(sweep.values("model.latents", [2, 3]), sweep.values("seed", [0, 1])),
-        sweep.product(sweep.values("model.latents", [2]), sweep.values("optimizer.learning_rate", [1e-2]),
-                      sweep.values("c", [0.1]), sweep.values("kl_warmup_steps", [10]), sweep.values("beta", [4.0])),
-        sweep.values("model.encoder_hidden", [(16,)]),
-        sweep.values("data.name", ["binarized_mnist"]),
-    ), str(tmp_path))
-    groups = sweep.group_members(members)
+    groups = sweep.group_members(sweep.expand(base, sweep_spec.chain(
+        sweep_spec.product(sweep_spec.values("model.latents", [2, 3]), sweep_spec.values("seed", [0, 1])),
+        sweep_spec.product(sweep_spec.values("model.latents", [2]), sweep_spec.values("optimizer.learning_rate", [1e-2]),
+                           sweep_spec.values("c", [0.1]), sweep_spec.values("kl_warmup_epochs", [10]),
+                           sweep_spec.values("free_bits", [0.5])),
+        sweep_spec.values("model.encoder_hidden", [(16,)]),
+        sweep_spec.values("data.name", ["binarized_mnist"]),
+    ), str(tmp_path)))
     assert [(g.name, [m.name for m in g.members]) for g in groups] == [
         ("group-model.latents=2", ["model.latents=2_seed=0", "model.latents=2_seed=1",
-                                   "model.latents=2_optimizer.learning_rate=0.01_c=0.1_kl_warmup_steps=10_beta=4.0"]),
+                                   "model.latents=2_optimizer.learning_rate=0.01_c=0.1_kl_warmup_epochs=10_free_bits=0.5"]),
         ("group-model.latents=3", ["model.latents=3_seed=0", "model.latents=3_seed=1"]),
         ("group-model.encoder_hidden=16", ["model.encoder_hidden=16"]),
         ("group-data.name=binarized_mnist", ["data.name=binarized_mnist"]),
     ]
-    assert all(m.workdir == os.path.join(str(tmp_path), m.name) for m in members)
+    assert all(m.workdir == os.path.join(str(tmp_path), m.name) for g in groups for m in g.members)
 
 
-@pytest.mark.parametrize("schedule,warmup", [("constant", 0), ("constant", 2), ("cosine", 2)])
-def test_traced_learning_rate_matches_python_float(schedule, warmup, tiny_config):
-    """`optax.inject_hyperparams` with the learning rate in the state gives the updates of
-    `train.make_optimizer` (same chain: Adam inside apply_if_finite) for each schedule."""
-    config = tiny_config("vae")
-    config.optimizer.learning_rate, config.optimizer.warmup_steps, config.optimizer.schedule = 3e-3, warmup, schedule
-    params = {"w": jax.random.normal(jax.random.key(0), (5, 3))}
-    plain, injected = train.make_optimizer(config.optimizer, 10), sweep.make_optimizer(config.optimizer, 10)
-    state_a, state_b = plain.init(params), sweep._with_learning_rate(injected.init(params), 3e-3)
-    for i in range(4):
-        grads = {"w": jax.random.normal(jax.random.key(i + 1), (5, 3))}
-        update_a, state_a = plain.update(grads, state_a, params)
-        update_b, state_b = injected.update(grads, state_b, params)
-        np.testing.assert_allclose(update_a["w"], update_b["w"], rtol=1e-6, atol=1e-9)
+def test_execution_choice():
+    cpu = jax.default_backend() == "cpu"
+    assert loop.choose_execution("auto", 1, 10) == "in_turn"
+    assert loop.choose_execution("auto", 8, 4_000) == "vmap"
+    assert loop.choose_execution("auto", 8, 650_000) == ("in_turn" if cpu else "vmap")
+    assert loop.choose_execution("vmap", 8, 650_000) == "vmap"
+    assert loop.choose_execution("in_turn", 8, 4_000) == "in_turn"
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """The 4-member sweep (one group, one program) and the 4 separate runs it stands for."""
+    """The 4-member sweep, in turn and vmapped, and the 4 separate runs it stands for."""
     root = tmp_path_factory.mktemp("sweep")
     base = load_config("vae")
-    workdir = str(root / "sweep")
-    results = sweep.run_sweep(base, MEMBERS, workdir)
+    results = {execution: sweep.run_sweep(base, MEMBERS, str(root / execution), execution=execution)
+               for execution in ("in_turn", "vmap")}
     separate = {}
     for overrides in MEMBERS:
-        config = sweep.apply_overrides(base, overrides)
-        run_dir = str(root / "separate" / sweep.member_name(overrides))
-        final = train.train_and_evaluate(config, run_dir)
-        _, model = train.model_fns(config, (8, 8, 1))
-        template = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 1),
-                                            train.run_keys(config.seed)["init"])
-        manager = checkpoints.open_manager(run_dir)
-        separate[sweep.member_name(overrides)] = (final, checkpoints.restore_latest(manager, template).params)
-        manager.close()
-    return base, workdir, results, separate
+        name = sweep_spec.member_name(overrides)
+        run_dir = str(root / "separate" / name)
+        final = run.train_and_evaluate(sweep_spec.apply_overrides(base, overrides), run_dir)
+        separate[name] = (final, run.restore(run_dir)[3], read_records(run_dir))
+    return base, root, results, separate
 
 
-def test_vmapped_sweep_matches_separate_runs(swept):
-    base, workdir, results, separate = swept
-    assert sorted(results) == sorted(separate) == sorted(NAMES)
-    params = sweep.member_params(base, MEMBERS, workdir)
-    for name, (final, separate_params) in separate.items():
-        assert results[name].keys() == final.keys()
+def test_members_in_turn_equal_their_separate_runs_bit_for_bit(swept):
+    base, root, results, separate = swept
+    assert list(results["in_turn"]) == NAMES
+    params = sweep.member_params(base, MEMBERS, str(root / "in_turn"))
+    for name, (final, separate_params, records) in separate.items():
+        assert results["in_turn"][name].metrics == final
+        jax.tree.map(np.testing.assert_array_equal, params[name], separate_params)
+        logged = read_records(str(root / "in_turn" / name))
+        assert [{k: v for k, v in r.items() if k != "examples_per_second"} for r in logged] == [
+            {k: v for k, v in r.items() if k != "examples_per_second"} for r in records]
+
+
+def test_vmapped_members_equal_their_separate_runs(swept):
+    base, root, results, separate = swept
+    params = sweep.member_params(base, MEMBERS, str(root / "vmap"))
+    for name, (final, separate_params, _) in separate.items():
+        vmapped = results["vmap"][name].metrics
+        assert vmapped.keys() == final.keys()
         for metric in final:
-            np.testing.assert_allclose(results[name][metric], final[metric], rtol=1e-5, err_msg=f"{name} {metric}")
+            np.testing.assert_allclose(vmapped[metric], final[metric], rtol=1e-5, err_msg=f"{name} {metric}")
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name),
                      params[name], separate_params)
-    # The members really differ (beta and seed reached the program as traced values).
-    losses = [results[name]["loss"] for name in NAMES]
-    assert len(set(np.round(losses, 3))) == 4
-    assert results["beta=2.0_seed=0"]["kl"] < results["beta=0.5_seed=0"]["kl"]
+    # The members really differ (each value reached the program as its own traced value).
+    assert len({round(results["vmap"][name].metrics["loss"], 3) for name in NAMES}) == 4
+    assert results["vmap"]["beta=2.0_seed=1"].metrics["kl"] < results["vmap"]["beta=0.5_seed=0"].metrics["kl"]
 
 
-def test_each_member_has_its_outputs_and_a_row(swept):
-    base, workdir, results, _ = swept
-    for name in NAMES:
+def test_each_member_folder_is_a_complete_run(swept):
+    base, root, results, _ = swept
+    workdir = str(root / "vmap")
+    for name, overrides in zip(NAMES, MEMBERS):
         member_dir = os.path.join(workdir, name)
         assert {"config.json", "metrics.jsonl", "final_metrics.json", "reconstructions.png", "samples.png",
-                "latent_scatter.png", "manifold.png"} <= set(os.listdir(member_dir))
-        with open(os.path.join(member_dir, "config.json")) as f:
-            config = json.load(f)
-        assert (config["beta"], config["seed"]) == (float(name[5:8]), int(name[-1]))
-        with open(os.path.join(member_dir, "metrics.jsonl")) as f:
-            records = [json.loads(line) for line in f]
-        assert [r["epoch"] for r in records if r["split"] == "train"] == list(range(1, base.num_epochs + 1))
+                "latent_scatter.png", "manifold.png", "checkpoints"} <= set(os.listdir(member_dir))
+        config, _, _, _ = run.restore(member_dir)
+        assert config == sweep_spec.apply_overrides(base, overrides)
+        assert [r["epoch"] for r in read_records(member_dir, "train")] == list(range(1, base.num_epochs + 1))
         with open(os.path.join(member_dir, "final_metrics.json")) as f:
-            assert json.load(f) == results[name]
-    assert os.listdir(os.path.join(workdir, "group", "checkpoints"))
+            assert json.load(f) == results["vmap"][name].metrics
+        nll = evaluate.evaluate_run(member_dir, num_samples=2, split="test")
+        assert nll["neg_elbo"] == pytest.approx(results["vmap"][name].metrics["neg_elbo"], rel=1e-5)
     with open(os.path.join(workdir, "sweep_results.json")) as f:
         table = json.load(f)
     assert [row["name"] for row in table["members"]] == NAMES
-    assert all(row["metrics"] == results[row["name"]] and row["group"] == "group" for row in table["members"])
-    markdown = read_lines(os.path.join(workdir, "sweep_results.md"))
-    assert all(f"| {name} |" in markdown for name in NAMES) and "pending" not in markdown
+    assert all(row["metrics"] == results["vmap"][row["name"]].metrics and row["kept_epoch"] == base.num_epochs
+               for row in table["members"])
+    with open(os.path.join(workdir, "sweep_results.md")) as f:
+        markdown = f.read()
+    assert all(f"| {name} |" in markdown for name in NAMES) and "pending" not in markdown and "epoch kept" in markdown
 
 
-def test_rerun_resumes_without_retraining(swept, monkeypatch):
-    base, workdir, results, _ = swept
-    logs = {name: read_lines(os.path.join(workdir, name, "metrics.jsonl")) for name in NAMES}
-    monkeypatch.setattr(sweep, "make_group_epoch", lambda *a, **k: pytest.fail("a finished sweep trained again"))
-    assert sweep.run_sweep(base, MEMBERS, workdir) == results
-    assert all(read_lines(os.path.join(workdir, name, "metrics.jsonl")) == logs[name] for name in NAMES)
+def test_rerun_of_a_finished_sweep_trains_nothing(swept, monkeypatch):
+    base, root, results, _ = swept
+    workdir = str(root / "in_turn")
+    logs = {name: read_records(os.path.join(workdir, name)) for name in NAMES}
+    monkeypatch.setattr(loop, "_train_epochs", lambda *a, **k: pytest.fail("a finished sweep trained again"))
+    again = sweep.run_sweep(base, MEMBERS, workdir)
+    assert {name: r.metrics for name, r in again.items()} == {name: r.metrics for name, r in results["in_turn"].items()}
+    assert all(read_records(os.path.join(workdir, name)) == logs[name] for name in NAMES)
 
 
-def test_interrupted_group_resumes_from_its_checkpoint(swept, tmp_path, monkeypatch):
-    """A group killed after its epoch-2 checkpoint continues from it: each epoch is logged
-    once, and the result is the uninterrupted sweep's."""
+@pytest.mark.parametrize("execution", ["in_turn", "vmap"])
+def test_members_killed_between_their_saves_resume_to_the_uninterrupted_result(execution, swept, tmp_path,
+                                                                                 monkeypatch):
+    """Interrupted right after the first member's epoch-2 save (the second member is still at
+    epoch 1): both go on from epoch 1 and end exactly as the uninterrupted sweep."""
     base, _, results, _ = swept
     members, saves = MEMBERS[:2], []
     real_save = checkpoints.save
@@ -161,24 +172,63 @@ def test_interrupted_group_resumes_from_its_checkpoint(swept, tmp_path, monkeypa
     def save_then_die(manager, step, tree):
         real_save(manager, step, tree)
         saves.append(step)
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed after the epoch-2 checkpoint")
+        if len(saves) == 3:
+            raise KeyboardInterrupt("killed after the first member's epoch-2 checkpoint")
 
     monkeypatch.setattr(checkpoints, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run_sweep(base, members, str(tmp_path))
+        sweep.run_sweep(base, members, str(tmp_path), execution=execution)
     monkeypatch.setattr(checkpoints, "save", real_save)
-    resumed = sweep.run_sweep(base, members, str(tmp_path))
+    steps = [sorted(checkpoints.open_manager(str(tmp_path / name)).all_steps()) for name in NAMES[:2]]
+    assert steps[0][-1] == 2 * steps[1][-1]  # the first member ahead by one epoch
+    resumed = sweep.run_sweep(base, members, str(tmp_path), execution=execution)
+    # The uninterrupted result of the same program (a vmapped program of 2 members rounds
+    # differently from the fixture's of 4).
+    whole = results["in_turn"] if execution == "in_turn" else sweep.run_sweep(
+        base, members, str(tmp_path / "whole"), execution=execution)
     for name in NAMES[:2]:
-        assert resumed[name] == pytest.approx(results[name], rel=1e-6)
-        with open(os.path.join(str(tmp_path), name, "metrics.jsonl")) as f:
-            assert [json.loads(line)["epoch"] for line in f] == [1, 1, 2, 2, 3, 3]
+        assert resumed[name].metrics == whole[name].metrics
+        assert [r["epoch"] for r in read_records(str(tmp_path / name))] == [1, 1, 2, 2, 3, 3]
 
 
-def test_changed_members_are_refused(swept, tmp_path):
-    base, _, _, _ = swept
-    os.makedirs(tmp_path / "group" / "checkpoints" / "3")
-    with open(tmp_path / "group" / "members.json", "w") as f:
-        json.dump(["someone-else"], f)
-    with pytest.raises(validation.ConfigError, match="another sweep group"):
-        sweep.run_sweep(base, MEMBERS[:1], str(tmp_path))
+@pytest.fixture(scope="module")
+def selected(tmp_path_factory):
+    """A sweep that selects on validation with early stopping: one member with a learning rate
+    that stops early, one that trains to the end."""
+    root = tmp_path_factory.mktemp("selected")
+    base = load_config("vae_binarized_mnist")
+    base.data.data_dir = write_tiny_binarized_mnist(str(root))
+    base.model_selection, base.early_stopping_patience, base.num_epochs = "valid", 2, 8
+    members = [{"optimizer.learning_rate": 0.3}, {"optimizer.learning_rate": 1e-3}]
+    results = {execution: sweep.run_sweep(base, members, str(root / execution), execution=execution)
+               for execution in ("in_turn", "vmap")}
+    separate = {}
+    for overrides in members:
+        name = sweep_spec.member_name(overrides)
+        run_dir = str(root / "separate" / name)
+        separate[name] = (run.train_and_evaluate(sweep_spec.apply_overrides(base, overrides), run_dir),
+                          read_records(run_dir, "valid"))
+    return base, root, results, separate
+
+
+@pytest.mark.parametrize("execution", ["in_turn", "vmap"])
+def test_each_member_keeps_its_own_best_epoch_and_stops_alone(execution, selected):
+    base, root, results, separate = selected
+    stopped = []
+    for name, (final, valid) in separate.items():
+        result = results[execution][name]
+        best = min(valid, key=lambda r: r["neg_elbo"])
+        assert result.kept_epoch == best["epoch"]  # the separate run's selected epoch
+        assert result.trained_epochs == len(valid)  # and its early stop
+        for metric in final:
+            np.testing.assert_allclose(result.metrics[metric], final[metric], rtol=1e-5, err_msg=f"{name} {metric}")
+        member_valid = read_records(str(root / execution / name), "valid")
+        assert [r["epoch"] for r in member_valid] == [r["epoch"] for r in valid]
+        assert read_records(str(root / execution / name), "test") == []
+        stopped.append(result.trained_epochs < base.num_epochs)
+    assert stopped == [True, False]  # the fast member stopped while the other went on
+    with open(os.path.join(str(root / execution), "sweep_results.md")) as f:
+        markdown = f.read()
+    for name in separate:
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} |"))
+        assert f"| {results[execution][name].kept_epoch} | {results[execution][name].trained_epochs} |" in row

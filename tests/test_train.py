@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIGS
-from vae_jax import train, validation
+from vae_jax import objectives, run, train, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -23,7 +23,7 @@ def read_metrics(workdir, split):
 def test_each_config_trains_and_writes_outputs(name, tiny_config, tmp_path):
     config = tiny_config(name)
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     assert np.isfinite(final["loss"])
     files = set(os.listdir(workdir))
     assert {"config.json", "final_metrics.json", "reconstructions.png", "samples.png",
@@ -40,23 +40,23 @@ def test_rerun_resumes_instead_of_starting_over(tiny_config, tmp_path):
     config = tiny_config("vae")
     workdir = str(tmp_path / "run")
     config.num_epochs = 2
-    train.train_and_evaluate(config, workdir)
+    run.train_and_evaluate(config, workdir)
     config.num_epochs = 3  # a longer run of the same config continues from step 2 epochs in
-    final = train.train_and_evaluate(config, workdir)
+    final = run.train_and_evaluate(config, workdir)
     epochs = [r["epoch"] for r in read_metrics(workdir, "train")]
     assert epochs == [1, 2, 3]
-    again = train.train_and_evaluate(config, workdir)  # finished: nothing more to train
+    again = run.train_and_evaluate(config, workdir)  # finished: nothing more to train
     assert [r["epoch"] for r in read_metrics(workdir, "train")] == [1, 2, 3]
     assert again == final
 
 
 def test_resumed_run_matches_uninterrupted_run(tiny_config, tmp_path):
     config = tiny_config("vae")
-    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    whole = run.train_and_evaluate(config, str(tmp_path / "whole"))
     config.num_epochs = 1
-    train.train_and_evaluate(config, str(tmp_path / "parts"))
+    run.train_and_evaluate(config, str(tmp_path / "parts"))
     config.num_epochs = 3
-    resumed = train.train_and_evaluate(config, str(tmp_path / "parts"))
+    resumed = run.train_and_evaluate(config, str(tmp_path / "parts"))
     assert resumed == whole
 
 
@@ -71,11 +71,10 @@ def test_step_compiles_once(fused, tiny_config):
         return fns.per_example_metrics(*args, **kwargs)
 
     counted = fns._replace(per_example_metrics=counted_metrics)
-    step = train.make_train_step(counted, dynamic_binarization=False)
+    step = train.make_train_step(counted, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
     epoch = train.make_train_epoch(step, fused=fused)
     keys = train.run_keys(0)
-    tx = train.make_optimizer(config.optimizer, 100)
-    state = train.create_train_state(model, (8, 8, 1), tx, keys["init"])
+    state = train.create_train_state(model, (8, 8, 1), config, 100, keys["init"], 0)
     images = jax.random.uniform(keys["data"], (96, 8, 8, 1))
     for e in range(3):
         state, _ = epoch(state, images, train.epoch_order(keys["data"], e, 96, 32), keys["train"])
@@ -85,9 +84,9 @@ def test_step_compiles_once(fused, tiny_config):
 
 def test_fused_and_stepwise_epochs_agree(tiny_config, tmp_path):
     config = tiny_config("ae")
-    fused = train.train_and_evaluate(config, str(tmp_path / "fused"))
+    fused = run.train_and_evaluate(config, str(tmp_path / "fused"))
     config.fused_epoch = False
-    stepwise = train.train_and_evaluate(config, str(tmp_path / "stepwise"))
+    stepwise = run.train_and_evaluate(config, str(tmp_path / "stepwise"))
     for name in fused:
         np.testing.assert_allclose(fused[name], stepwise[name], rtol=1e-4)
 
@@ -97,9 +96,9 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
     config = tiny_config("vae")
     fns, model = train.model_fns(config, (8, 8, 1))
     seen = []
-    spy = fns._replace(per_example_metrics=lambda p, x, k, **kw: seen.append(x) or fns.per_example_metrics(p, x, k, **kw))
+    spy = fns._replace(per_example_metrics=lambda p, x, k, h: seen.append(x) or fns.per_example_metrics(p, x, k, h))
     keys = train.run_keys(0)
-    state = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 10), keys["init"])
+    state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 0)
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
     train.make_train_step(spy, dynamic_binarization=dynamic)(state, batch, keys["train"])
     values = np.asarray(seen[0])
@@ -110,19 +109,35 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
         np.testing.assert_array_equal(values, batch)
 
 
-def test_kl_warmup_weights_rise_linearly(tiny_config):
+@pytest.mark.parametrize("traced", [False, True])
+def test_kl_warmup_weights_rise_linearly(traced, tiny_config):
+    """The warm-up weight, compiled in (a run) or read from the state (a vmapped member)."""
     config = tiny_config("vae")
     fns, model = train.model_fns(config, (8, 8, 1))
     weights = []
-    spy = fns._replace(per_example_metrics=lambda p, x, k, kl_weight: weights.append(kl_weight)
-                       or fns.per_example_metrics(p, x, k, kl_weight=kl_weight))
+    spy = fns._replace(per_example_metrics=lambda p, x, k, h: weights.append(h.kl_weight)
+                       or fns.per_example_metrics(p, x, k, h))
     keys = train.run_keys(0)
-    state = train.create_train_state(model, (8, 8, 1), train.make_optimizer(config.optimizer, 10), keys["init"])
-    step = train.make_train_step(spy, dynamic_binarization=False, kl_warmup_steps=4)
+    state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 4)
+    if traced:
+        step = train.make_train_step(spy, dynamic_binarization=False)
+    else:
+        step = train.make_train_step(spy, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=4)
     batch = np.full((4, 8, 8, 1), 0.5, np.float32)
     for _ in range(6):
         state, _ = step(state, batch, keys["train"])
     np.testing.assert_allclose([float(w) for w in weights], [0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+
+
+def test_kl_warmup_epochs_count_in_epochs(tiny_config):
+    config = tiny_config("vae")
+    config.kl_warmup_epochs = 3
+    assert train.kl_warmup_steps(config, steps_per_epoch=7) == 21
+    config.kl_warmup_epochs, config.kl_warmup_steps = 0, 5
+    assert train.kl_warmup_steps(config, steps_per_epoch=7) == 5
+    config.kl_warmup_epochs = 2
+    with pytest.raises(validation.ConfigError, match="both set the KL warm-up"):
+        validation.validate_config(config)
 
 
 CONFIG_FILES = sorted(name[:-3] for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))

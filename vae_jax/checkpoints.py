@@ -30,15 +30,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vae_jax.errors import CheckpointError
+
 # Key of the tree digest in orbax's per-step custom metadata, and the file orbax keeps it in.
 _DIGEST_KEY = "vae_jax_sha256"
 _STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
 # At least two steps are kept, so that a damaged latest step has a fallback.
 MIN_TO_KEEP = 2
-
-
-class CheckpointError(RuntimeError):
-    """No checkpoint in the workdir can be restored; the message says what to do."""
 
 
 def _drop_orbax_info(record) -> bool:
@@ -119,8 +117,9 @@ def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
     manager.reload()
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
-    """The newest intact checkpoint shaped like ``target``, or None when there is none.
+def restore_latest(manager: ocp.CheckpointManager, target: Any, max_step: int | None = None) -> Any | None:
+    """The newest intact checkpoint shaped like ``target`` (at most at ``max_step``, when
+    given), or None when there is none.
 
     A step that fails to restore (damaged, truncated or missing files, other shapes) or
     whose arrays do not match their recorded digest is reported and the previous step is
@@ -128,7 +127,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
     raises `CheckpointError` (and changes nothing) rather than silently starting over on
     top of earlier results.
     """
-    steps = sorted(manager.all_steps(), reverse=True)
+    steps = sorted((s for s in manager.all_steps() if max_step is None or s <= max_step), reverse=True)
     if not steps:
         return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)

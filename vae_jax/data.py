@@ -1,6 +1,6 @@
 """Datasets by name, as numpy arrays (no jax here).
 
-    splits = load_dataset("fashion_mnist", data_dir="~/data", binarize="dynamic", seed=0)
+    splits = load_dataset("fashion_mnist", data_dir="~/data", binarize="static", seed=0)
     x = splits["train"].images          # float32 (60000, 28, 28, 1) in [0, 1]
     y = splits["train"].labels          # int32 (60000,), or None (binarized_mnist)
 
@@ -40,11 +40,14 @@ If nothing is found a `DataError` is raised at once, listing every place tried a
 to get the data. Every user-facing problem (unknown name, corrupt or truncated files, bad
 values) is a `DataError` (a `ValueError`) whose message names the file or place.
 
-``binarize="dynamic"`` draws one Bernoulli sample of the grey levels per pixel with
-``np.random.default_rng`` seeded from ``seed`` (one independent stream per split): it is a
-*fixed* draw per call, the same for the same seed. A trainer that wants a fresh binarisation
-every epoch should load with ``binarize="none"`` and sample ``rng.random(x.shape) < x`` itself.
-``binarized_mnist`` is already binary and is returned unchanged.
+``binarize`` (`BINARIZE_MODES`): ``"none"`` returns the grey levels; ``"static"`` is a static
+binarisation, like the classic statically binarised MNIST: one Bernoulli draw of the grey levels
+per pixel when the data are loaded, with ``np.random.default_rng`` seeded from ``seed`` (one
+independent stream per split), the same fixed draw for the same seed. A *dynamic* binarisation
+(a fresh draw of every training batch) is not the loader's: the trainer does it in the training
+step (``--config.data.binarize=dynamic``) from data loaded with ``binarize="none"``, and
+``binarize="dynamic"`` here is a `DataError` that says so. ``binarized_mnist`` is already
+binary and is returned unchanged.
 
 Parsed files are cached in memory (keyed by path, size and modification time), so loading
 the same dataset twice in one process does not decompress the files again.
@@ -61,10 +64,14 @@ import zlib
 
 import numpy as np
 
-__all__ = ["DATASETS", "DataError", "Split", "image_shape", "load_dataset"]
+from vae_jax.errors import DataError
+
+__all__ = ["BINARIZE_MODES", "DATASETS", "DataError", "Split", "image_shape", "load_dataset"]
 
 DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "digits")
-BINARIZE_MODES = ("none", "dynamic")
+# What `load_dataset(binarize=...)` accepts. "dynamic" is a config value only (a fresh draw in
+# the training step), refused here with a message that says so.
+BINARIZE_MODES = ("none", "static")
 ENV_VAR = "VAE_JAX_DATA_DIR"
 
 # Directories installed by OS packages (Debian/Ubuntu `dataset-fashion-mnist`).
@@ -97,8 +104,6 @@ _DIGITS_NUM_TRAIN = 1500
 _PIP_TFDS = "pip install -e .[tfds]"
 
 
-class DataError(ValueError):
-    """A dataset could not be found or is invalid; the message says where and what to do."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -137,15 +142,22 @@ def load_dataset(
       name: one of `DATASETS`.
       data_dir: directory holding the files (also searched: `data_dir/<name>`); when None,
         `$VAE_JAX_DATA_DIR` is used instead if set.
-      binarize: "none" (grey levels in [0, 1]) or "dynamic" (one fixed Bernoulli draw of
-        the grey levels, seeded by `seed`).
+      binarize: "none" (grey levels in [0, 1]) or "static" (one fixed Bernoulli draw of
+        the grey levels, seeded by `seed`); see `BINARIZE_MODES`.
       download: allow tensorflow-datasets to download the data when no local copy exists.
-      seed: seed of the dynamic binarisation (does not affect the splits).
+      seed: seed of the static binarisation (does not affect the splits).
 
     Raises:
       DataError: unknown name or binarize mode, data not found, or invalid files/values.
     """
     _check_name(name)
+    if binarize == "dynamic":
+        raise DataError(
+            'binarize="dynamic" is not a load-time mode: dynamic binarisation (a fresh Bernoulli draw '
+            "of every training batch) happens in the training step; set config.data.binarize=dynamic "
+            '(--config.data.binarize=dynamic) and load the grey levels with binarize="none". '
+            'load_dataset(..., binarize="static") gives one fixed, seeded draw when the data are loaded.'
+        )
     if binarize not in BINARIZE_MODES:
         raise DataError(
             f"binarize={binarize!r} is not supported; allowed values: "
@@ -155,8 +167,8 @@ def load_dataset(
         splits = _load_digits()
     else:
         splits = _load_files_or_tfds(name, data_dir=data_dir, download=download)
-    if binarize == "dynamic" and name != "binarized_mnist":
-        splits = _binarize_dynamic(splits, seed)
+    if binarize == "static" and name != "binarized_mnist":
+        splits = _binarize_static(splits, seed)
     return splits
 
 
@@ -174,7 +186,7 @@ def _expand(path: str) -> str:
     return os.path.abspath(os.path.expanduser(os.path.expandvars(str(path))))
 
 
-def _binarize_dynamic(splits: dict[str, Split], seed: int) -> dict[str, Split]:
+def _binarize_static(splits: dict[str, Split], seed: int) -> dict[str, Split]:
     # One independent stream per split, keyed by a fixed split order, so that a split's
     # draw does not depend on which other splits exist.
     order = ("train", "valid", "test")

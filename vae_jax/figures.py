@@ -1,16 +1,15 @@
 """PNG figures of a trained model: reconstructions, samples, latent scatter, manifold grid.
 
-Plain matplotlib (Agg backend, no display needed). Functions take numpy arrays that the
-caller computed, so they know nothing about models.
+Matplotlib's object-oriented API without pyplot: each function makes its own `Figure`, which
+``savefig`` renders with the Agg canvas, so no display is needed and matplotlib's global backend
+is left as the caller set it. Functions take numpy arrays that the caller computed, so they know
+nothing about models.
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def tile(images: np.ndarray, columns: int) -> np.ndarray:
@@ -26,12 +25,12 @@ def tile(images: np.ndarray, columns: int) -> np.ndarray:
 
 
 def _save_image(path: str, canvas: np.ndarray, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(max(3.0, canvas.shape[1] / 40), max(3.0, canvas.shape[0] / 40) + 0.4))
+    fig = Figure(figsize=(max(3.0, canvas.shape[1] / 40), max(3.0, canvas.shape[0] / 40) + 0.4))
+    ax = fig.subplots()
     ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     ax.axis("off")
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def save_reconstructions(path: str, originals: np.ndarray, reconstructions: np.ndarray) -> None:
@@ -52,7 +51,8 @@ def save_manifold(path: str, images: np.ndarray, grid_size: int, title: str) -> 
 
 def save_latent_scatter(path: str, codes: np.ndarray, labels: np.ndarray | None, title: str) -> None:
     """Scatter of 2-D codes, coloured by label when labels exist."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=2, alpha=0.6)
     else:
@@ -62,4 +62,3 @@ def save_latent_scatter(path: str, codes: np.ndarray, labels: np.ndarray | None,
     ax.set_ylabel("z[1]")
     ax.set_title(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)

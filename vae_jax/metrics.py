@@ -48,7 +48,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from vae_jax import losses, objectives
+from vae_jax import chunks, losses, objectives
 
 __all__ = [
     "importance_sampled_log_likelihood",
@@ -83,27 +83,11 @@ def _first_if_tuple(output):
 
 
 def _map_chunks(call: Callable, data: np.ndarray, chunk_size: int):
-    """``call(chunk, offset)`` on fixed-size chunks of ``data`` (leading axis), concatenated.
-
-    The last chunk is zero-padded to ``chunk_size`` rows so a jitted ``call`` is traced once;
-    ``offset`` (the index of the chunk's first row) is an int32 scalar, traced as well. The
-    outputs (a pytree of arrays whose leading axis is the chunk's) are concatenated on the
-    device and cut back to ``len(data)`` rows.
-    """
-    n = len(data)
-    if n == 0:
-        raise ValueError("Need at least one example; got an empty array.")
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"Chunk sizes must be positive ints, got {chunk_size!r}.")
-    size = min(int(chunk_size), n)
-    outputs = []
-    for start in range(0, n, size):
-        chunk = data[start:start + size]
-        if len(chunk) < size:
-            padding = np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)
-            chunk = np.concatenate([chunk, padding])
-        outputs.append(call(chunk, np.int32(start)))
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:n], *outputs)
+    """``call(chunk, offset)`` on fixed-size chunks of ``data`` (`chunks.padded_chunks`),
+    concatenated on the device and cut back to ``len(data)`` rows. ``offset`` (the index of
+    the chunk's first row) is an int32 scalar, traced, so a jitted ``call`` is traced once."""
+    outputs = [call(chunk, np.int32(start)) for chunk, start, _ in chunks.padded_chunks(data, chunk_size)]
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:len(data)], *outputs)
 
 
 def _as_numpy_images(images) -> np.ndarray:
@@ -266,9 +250,9 @@ class _VAELogLikelihood:
     config: _LikelihoodConfig
 
     def __call__(self, params, x, z):
-        learned = getattr(self.model, "decoder_variance", "fixed") != "fixed"
-        variance = self.model.apply(params, method=self.model.variance) if learned else None
-        return objectives.log_likelihood(self.config, x, self.model.apply(params, z, x, method=self.model.decode), variance)
+        variance = objectives.decoder_variance(self.model, params, self.config.c)
+        decoded = self.model.apply(params, z, x, method=self.model.decode)
+        return objectives.log_likelihood(self.config.likelihood, x, decoded, variance)
 
 
 def vae_log_likelihood(
@@ -285,7 +269,7 @@ def vae_log_likelihood(
     """`importance_sampled_log_likelihood` of a `models.VAE` with the likelihood of ``config``.
 
     ``q(z|x)`` is ``model.apply(params, x, method=model.encode)`` and ``log p(x|z)`` is
-    ``objectives.log_likelihood(config, x, model.apply(params, z, method=model.decode))``
+    ``objectives.log_likelihood(config.likelihood, x, model.apply(params, z, method=model.decode), c)``
     (``config.likelihood`` 'gaussian' with variance ``config.c`` or the model's learned one, or
     'bernoulli'); the prior is the model's (`models.VAE.log_prior`). ``params``
     is traced: calling again with new parameters of the same model reuses the compiled
@@ -296,7 +280,7 @@ def vae_log_likelihood(
     likelihood = config.likelihood
     c = float(config.c) if likelihood == "gaussian" else None
     spec = _LikelihoodConfig(likelihood, c)
-    standard_prior = getattr(model, "prior", "standard_normal") == "standard_normal"
+    standard_prior = model.prior == "standard_normal"
     return importance_sampled_log_likelihood(
         Partial(_VAEEncode(model), params), Partial(_VAELogLikelihood(model, spec), params), images, key,
         num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk,

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from vae_jax import losses
 from vae_jax import pca as pca_lib
@@ -19,12 +20,36 @@ from vae_jax import pca as pca_lib
 Params = Any
 
 
+class Hyper(NamedTuple):
+    """The loss's hyperparameters, passed to it as data (never read from a config inside it).
+
+    Python numbers are compiled into the program as constants (a single run); arrays are
+    traced, so sweep members trained together in one program each carry their own values
+    (stacked along a leading member axis under `jax.vmap`).
+    """
+
+    beta: ArrayLike = 1.0  # weight of the KL term (beta-VAE; 1 for the ELBO)
+    c: ArrayLike = 0.05  # variance of the Gaussian decoder N(f(z), cI) (its start when learned)
+    free_bits: ArrayLike = 0.0  # nats per latent dimension the ELBO objective's KL counts at least
+    kl_weight: ArrayLike = 1.0  # KL warm-up factor in [0, 1]: the training step sets it per step
+
+
+def hyper(config) -> Hyper:
+    """The `Hyper` of ``config`` as Python numbers (``kl_weight`` 1: no warm-up)."""
+    return Hyper(beta=config.beta, c=config.c, free_bits=config.free_bits)
+
+
+def _is_zero(value: ArrayLike) -> bool:
+    """Whether ``value`` is a Python number equal to 0 (known when the program is traced)."""
+    return isinstance(value, (int, float)) and value == 0
+
+
 class ModelFns(NamedTuple):
     """Pure functions of one model kind.
 
-    per_example_metrics(params, x, rng, kl_weight=1.0) -> dict of ``[b]`` arrays, always
-        with ``'loss'`` (the training objective per example, what the optimiser minimises on
-        average); ``kl_weight`` scales the KL term during warm-up (VAEs only).
+    per_example_metrics(params, x, rng, hyper) -> dict of ``[b]`` arrays, always with
+        ``'loss'`` (the training objective per example, what the optimiser minimises on
+        average); ``hyper`` is a `Hyper` (VAEs read it; the autoencoder and PCA ignore it).
     encode(params, x) -> ``[b, latents]`` codes (the posterior mean for a VAE).
     decode_image(params, z) -> ``[b, *image_shape]`` images in [0, 1].
     standard_normal_prior: whether latents are meant to follow N(0, I) (a VAE with that
@@ -46,22 +71,27 @@ def _flat(x: jax.Array) -> jax.Array:
     return x.reshape(x.shape[0], -1)
 
 
-def log_likelihood(config, x: jax.Array, decoder_output: jax.Array, variance=None) -> jax.Array:
-    """log p(x|z) in nats per example for ``config.likelihood`` ('gaussian' or 'bernoulli').
+def decoder_variance(model, params, c: ArrayLike) -> ArrayLike:
+    """The variance of a Gaussian decoder: ``c``, or the model's learned one (scalar or per
+    pixel) as one value per pixel ``[H * W * C]``."""
+    if model.decoder_variance == "fixed":
+        return c
+    return jnp.broadcast_to(model.apply(params, method=model.variance), model.output_shape).reshape(-1)
 
-    ``variance`` overrides ``config.c`` (a learned decoder variance, scalar or per pixel).
-    """
-    if config.likelihood == "gaussian":
-        variance = config.c if variance is None else jnp.broadcast_to(variance, x.shape[1:]).reshape(-1)
+
+def log_likelihood(likelihood: str, x: jax.Array, decoder_output: jax.Array, variance: ArrayLike = None) -> jax.Array:
+    """log p(x|z) ``[b]`` in nats per example for ``likelihood`` 'gaussian' (``variance``: the
+    scalar c, or `decoder_variance`) or 'bernoulli' (``variance`` unused)."""
+    if likelihood == "gaussian":
         return losses.gaussian_log_likelihood(_flat(x), _flat(decoder_output), variance=variance)
-    if config.likelihood == "bernoulli":
+    if likelihood == "bernoulli":
         return losses.bernoulli_log_likelihood(_flat(x), _flat(decoder_output))
-    raise ValueError(f"A VAE needs likelihood 'gaussian' or 'bernoulli', got {config.likelihood!r}.")
+    raise ValueError(f"A VAE needs likelihood 'gaussian' or 'bernoulli', got {likelihood!r}.")
 
 
-def to_image(config, decoder_output: jax.Array) -> jax.Array:
+def to_image(likelihood: str, decoder_output: jax.Array) -> jax.Array:
     """The decoder's mean image in [0, 1] (sigmoid of Bernoulli logits)."""
-    return jax.nn.sigmoid(decoder_output) if config.likelihood == "bernoulli" else decoder_output
+    return jax.nn.sigmoid(decoder_output) if likelihood == "bernoulli" else decoder_output
 
 
 def squared_error_metrics(x: jax.Array, reconstruction: jax.Array) -> dict[str, jax.Array]:
@@ -104,43 +134,40 @@ def greedy_autoregressive_images(model, params, z: jax.Array) -> jax.Array:
 
 
 def vae_fns(model, config) -> ModelFns:
-    """`ModelFns` of a `models.VAE`.
+    """`ModelFns` of a `models.VAE`; ``config`` gives what shapes the program (objective,
+    samples, likelihood), the `Hyper` argument the values (beta, c, free bits, KL weight).
 
     Loss per example: -E_q[log p(x|z)] + beta * kl_weight * KL(q(z|x) || p(z)) with one
-    sample (``config.objective='elbo'``; with ``config.free_bits`` > 0 each latent dimension's
-    KL counts as at least that many nats, `kl_with_free_bits`), or the negative
-    importance-weighted bound with ``config.num_train_samples`` samples (``'iwae'``, Burda
-    et al. 2016; beta and free bits are not used). ``kl_weight`` in [0, 1] is the KL warm-up
-    factor the trainer passes in. ``neg_elbo``, ``reconstruction`` and ``kl`` are always the
-    true (unweighted, unclamped) terms.
+    sample (``config.objective='elbo'``; with free bits > 0 each latent dimension's KL counts
+    as at least that many nats, `kl_with_free_bits`), or the negative importance-weighted
+    bound with ``config.num_train_samples`` samples (``'iwae'``, Burda et al. 2016; beta and
+    free bits are not used). ``kl_weight`` in [0, 1] is the KL warm-up factor the training
+    step sets. ``neg_elbo``, ``reconstruction`` and ``kl`` are always the true (unweighted,
+    unclamped) terms.
 
     The KL is closed-form for the N(0, I) prior; for a mixture prior (``model.prior``
     'mixture' or 'vamp') it has none, and ``kl`` is the one-sample estimate
     log q(z|x) - log p(z) at the z that is decoded (unbiased; so is ``neg_elbo``).
     """
-    objective = config.get("objective", "elbo")
-    num_samples = config.get("num_train_samples", 1)
-    free_bits = config.get("free_bits", 0.0)
+    objective = config.objective
+    num_samples = config.num_train_samples
+    likelihood = config.likelihood
     standard_prior = model.prior == "standard_normal"
 
-    def decoder_variance(params):
-        learned = model.decoder_variance != "fixed"
-        return model.apply(params, method=model.variance) if learned else None
-
-    def per_example_metrics(params, x, rng, kl_weight=1.0):
+    def per_example_metrics(params, x, rng, hyper: Hyper):
         mean, logvar = model.apply(params, x, method=model.encode)
-        variance = decoder_variance(params)
+        variance = decoder_variance(model, params, hyper.c)
         if objective == "iwae":  # z, log p(x|z): [num_samples, b, ...]
             z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
                                       jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
             outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
-            log_px = log_likelihood(config, repeated, outputs, variance).reshape(num_samples, -1)
+            log_px = log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
             output = outputs.reshape(num_samples, *x.shape)[0]
         else:
             z = losses.reparameterize(rng, mean, logvar)
             output = model.apply(params, z, x, method=model.decode)
-            log_px = log_likelihood(config, x, output, variance)
+            log_px = log_likelihood(likelihood, x, output, variance)
         if objective == "iwae" or not standard_prior:  # log p(z) and log q(z|x) at the samples, once
             log_pz = model.apply(params, z, method=model.log_prior)
             log_qz = losses.diagonal_gaussian_log_prob(z, mean, logvar)
@@ -152,14 +179,15 @@ def vae_fns(model, config) -> ModelFns:
             loss = -losses.iwae_bound(log_px, log_pz, log_qz)
             log_px = jnp.mean(log_px, axis=0)
         else:
-            kl_term = kl_with_free_bits(mean, logvar, free_bits) if free_bits else kl
-            loss = -losses.elbo(log_px, kl_term, beta=config.beta * kl_weight)
+            free_bits = standard_prior and not _is_zero(hyper.free_bits)  # refused with other priors
+            kl_term = kl_with_free_bits(mean, logvar, hyper.free_bits) if free_bits else kl
+            loss = -losses.elbo(log_px, kl_term, beta=hyper.beta * hyper.kl_weight)
         return {
             "loss": loss,
             "neg_elbo": -losses.elbo(log_px, kl),
             "reconstruction": -log_px,
             "kl": kl,
-            "squared_error": losses.squared_error(_flat(x), _flat(to_image(config, output))),
+            "squared_error": losses.squared_error(_flat(x), _flat(to_image(likelihood, output))),
         }
 
     def encode(params, x):
@@ -168,7 +196,7 @@ def vae_fns(model, config) -> ModelFns:
     def decode_image(params, z):
         if model.autoregressive:
             return greedy_autoregressive_images(model, params, z)
-        return to_image(config, model.apply(params, z, method=model.decode))
+        return to_image(likelihood, model.apply(params, z, method=model.decode))
 
     def sample_prior(params, key, num):
         return model.apply(params, key, num, method=model.sample_prior)
@@ -181,8 +209,8 @@ def autoencoder_fns(model, config) -> ModelFns:
     """`ModelFns` of a `models.Autoencoder` trained on the squared error ||x - d(e(x))||^2."""
     del config
 
-    def per_example_metrics(params, x, rng, kl_weight=1.0):
-        del rng, kl_weight  # deterministic, no KL term
+    def per_example_metrics(params, x, rng, hyper=None):
+        del rng, hyper  # deterministic, no KL term
         return squared_error_metrics(x, model.apply(params, x)[0])
 
     def encode(params, x):
@@ -197,8 +225,8 @@ def autoencoder_fns(model, config) -> ModelFns:
 def pca_fns(image_shape) -> ModelFns:
     """`ModelFns` of a fitted `pca.PCA` (the params), with the squared reconstruction error."""
 
-    def per_example_metrics(params, x, rng, kl_weight=1.0):
-        del rng, kl_weight  # deterministic, no KL term
+    def per_example_metrics(params, x, rng, hyper=None):
+        del rng, hyper  # deterministic, no KL term
         return squared_error_metrics(x, pca_lib.decode(params, pca_lib.encode(params, x)))
 
     def decode_image(params, z):

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from vae_jax.validation import ConfigError
+from vae_jax.errors import ConfigError
 
 DATA_AXIS = "data"
 

@@ -25,7 +25,7 @@ MODES = ("last", "valid")
 
 def selects_on_validation(config) -> bool:
     """Whether ``config`` keeps the best validation epoch (``model_selection='valid'``)."""
-    return config.get("model_selection", "last") == "valid"
+    return config.model_selection == "valid"
 
 
 def criterion(metrics: dict[str, float]) -> float:

@@ -1,23 +1,17 @@
-"""Checks of a run's config, workdir and data shapes, done before anything compiles.
+"""Checks of a run's config and of the config against the data, done before anything compiles.
 
 Every failure raises `ConfigError` with one or two lines: what value is wrong, what is
-expected and how to fix it (as a command-line override). Nothing in the workdir changes
-until every check (including the data's) has passed: `check_workdir` only looks,
-`commit_workdir` then writes config.json and, for ``--config.overwrite=True`` on a workdir
-of another config, first moves the earlier run's outputs to ``workdir/previous-<time>/``.
+expected and how to fix it (as a command-line override). The config is a resolved one
+(`vae_jax.config.resolve`): every key is present. The workdir's checks are in
+`vae_jax.workdir`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-import time
-
-from absl import logging
 
 from vae_jax import data, models, selection
+from vae_jax.errors import ConfigError
 
 KINDS = ("vae", "ae", "pca")
 ARCHITECTURES = ("mlp", "conv")
@@ -26,18 +20,8 @@ OBJECTIVES = ("elbo", "iwae")
 LIKELIHOODS = {"vae": ("gaussian", "bernoulli"), "ae": ("squared_error",), "pca": ("squared_error",)}
 SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
-# Values that may change between a run and its resumption (they change no result so far).
-RESUMABLE_KEYS = ("num_epochs", "checkpoint_every_epochs", "eval_batch_size", "num_figure_examples",
-                  "fused_epoch", "overwrite", "data.download", "nonfinite", "early_stopping_patience")
-# What a run writes to its workdir (besides config.json); `--config.overwrite=True` moves
-# these, and config.json, to ``workdir/previous-<time>/`` before a run of another config.
-OUTPUT_NAMES = ("checkpoints", "best_checkpoints", "damaged-checkpoints", "metrics.jsonl", "final_metrics.json",
-                "reconstructions.png", "samples.png", "latent_scatter.png", "manifold.png")
-EVENTS_PREFIX = "events.out.tfevents"
-
-
-class ConfigError(ValueError):
-    """A config value, or the workdir, cannot be used; the message says how to fix it."""
+# A dynamic binarisation is drawn in the training step, a static one when the data are loaded.
+BINARIZE_MODES = ("none", "static", "dynamic")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -67,11 +51,11 @@ def validate_config(config) -> None:
     """Raises `ConfigError` for the first invalid value of a training config."""
     _choice(config.model.kind, "model.kind", KINDS)
     _choice(config.data.name, "data.name", data.DATASETS)
-    _choice(config.data.binarize, "data.binarize", data.BINARIZE_MODES)
+    _choice(config.data.binarize, "data.binarize", BINARIZE_MODES)
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
     _choice(config.model.activation, "model.activation", tuple(models.ACTIVATIONS))
-    _choice(config.model.get("output_activation", "auto"), "model.output_activation", ("auto", *models.ACTIVATIONS))
+    _choice(config.model.output_activation, "model.output_activation", ("auto", *models.ACTIVATIONS))
     _choice(config.model.architecture, "model.architecture", ARCHITECTURES)
     _require(config.model.architecture != "conv" or len(config.model.conv_features) > 0,
              "--config.model.architecture=conv needs at least one conv layer: e.g. --config.model.conv_features='(32, 64)'.")
@@ -83,8 +67,11 @@ def validate_config(config) -> None:
     _positive_int(config.num_train_samples, "num_train_samples")
     _require(config.objective == "elbo" or config.model.kind == "vae",
              f"--config.objective={config.objective} needs model.kind=vae: use --config.objective=elbo.")
-    _require(isinstance(config.kl_warmup_steps, int) and config.kl_warmup_steps >= 0,
-             f"--config.kl_warmup_steps={config.kl_warmup_steps!r} is invalid: expected an integer >= 0.")
+    _nonnegative_int(config.kl_warmup_steps, "kl_warmup_steps")
+    _nonnegative_int(config.kl_warmup_epochs, "kl_warmup_epochs")
+    _require(not (config.kl_warmup_steps and config.kl_warmup_epochs),
+             f"--config.kl_warmup_steps={config.kl_warmup_steps} and --config.kl_warmup_epochs="
+             f"{config.kl_warmup_epochs} both set the KL warm-up: set one of them to 0.")
     for name in ("encoder_hidden", "decoder_hidden", "conv_features"):
         widths = tuple(config.model[name])
         _require(all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
@@ -100,50 +87,50 @@ def validate_config(config) -> None:
     _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
     _require(isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0, f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.")
     _choice(config.nonfinite, "nonfinite", NONFINITE_POLICIES)
-    _require(_finite(config.get("free_bits", 0.0)) and config.get("free_bits", 0.0) >= 0,
-             f"--config.free_bits={config.get('free_bits')!r} is invalid: expected nats per latent dimension >= 0 "
+    _require(_finite(config.free_bits) and config.free_bits >= 0,
+             f"--config.free_bits={config.free_bits!r} is invalid: expected nats per latent dimension >= 0 "
              "(e.g. 0.0 for the plain KL, or 0.1).")
     _validate_autoregressive(config)
     _validate_prior(config)
-    _choice(config.get("model_selection", "last"), "model_selection", selection.MODES)
-    patience = config.get("early_stopping_patience", 0)
+    _choice(config.model_selection, "model_selection", selection.MODES)
+    patience = config.early_stopping_patience
     _nonnegative_int(patience, "early_stopping_patience")
     _require(patience == 0 or selection.selects_on_validation(config),
              f"--config.early_stopping_patience={patience} needs the validation split: add "
              "--config.model_selection=valid (early stopping never looks at the test split).")
-    binary = config.data.binarize == "dynamic" or config.data.name == "binarized_mnist"
+    binary = config.data.binarize != "none" or config.data.name == "binarized_mnist"
     _require(config.likelihood != "bernoulli" or binary,
              "--config.likelihood=bernoulli needs binary data: use data.name=binarized_mnist or "
-                          "--config.data.binarize=dynamic (a Bernoulli likelihood of grey levels is not a likelihood).")
+             "--config.data.binarize=dynamic or static (a Bernoulli likelihood of grey levels is not a likelihood).")
 
 
 def _validate_autoregressive(config) -> None:
     """An autoregressive decoder: a VAE with Bernoulli pixels and sensible layer sizes."""
     model = config.model
-    features = model.get("autoregressive_features", 0)
+    features = model.autoregressive_features
     _nonnegative_int(features, "model.autoregressive_features")
     if features == 0:
         return
     _require(config.model.kind == "vae" and config.likelihood == "bernoulli",
              f"--config.model.autoregressive_features={features} needs model.kind=vae and likelihood=bernoulli "
              f"(got {config.model.kind}, {config.likelihood}): use --config.model.autoregressive_features=0.")
-    kernel = model.get("autoregressive_kernel", 7)
+    kernel = model.autoregressive_kernel
     _require(isinstance(kernel, int) and not isinstance(kernel, bool) and kernel >= 3 and kernel % 2 == 1,
              f"--config.model.autoregressive_kernel={kernel!r} is invalid: expected an odd integer >= 3, e.g. 7.")
-    _nonnegative_int(model.get("autoregressive_layers", 1), "model.autoregressive_layers")
-    _positive_int(model.get("autoregressive_z_features", 4), "model.autoregressive_z_features")
+    _nonnegative_int(model.autoregressive_layers, "model.autoregressive_layers")
+    _positive_int(model.autoregressive_z_features, "model.autoregressive_z_features")
 
 
 def _validate_prior(config) -> None:
     """A mixture or VampPrior: a VAE, some components, and no per-dimension free bits."""
-    prior = config.model.get("prior", "standard_normal")
+    prior = config.model.prior
     _choice(prior, "model.prior", models.PRIORS)
-    _positive_int(config.model.get("prior_components", 500), "model.prior_components")
+    _positive_int(config.model.prior_components, "model.prior_components")
     if prior == "standard_normal":
         return
     _require(config.model.kind == "vae", f"--config.model.prior={prior} is a VAE's prior; model.kind is "
              f"{config.model.kind}: use --config.model.prior=standard_normal.")
-    _require(config.get("free_bits", 0.0) == 0, f"--config.free_bits={config.get('free_bits')} needs the "
+    _require(config.free_bits == 0, f"--config.free_bits={config.free_bits} needs the "
              f"closed-form KL of each latent dimension, which --config.model.prior={prior} has not: use "
              "--config.free_bits=0 (or the standard_normal prior).")
 
@@ -175,108 +162,10 @@ def validate_against_data(config, train_images_shape, split_names=("train", "tes
              f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
              "(e.g. binarized_mnist).")
     channels = train_images_shape[-1]
-    _require(config.model.get("autoregressive_features", 0) == 0 or channels == 1,
+    _require(config.model.autoregressive_features == 0 or channels == 1,
              f"--config.model.autoregressive_features needs single-channel images; {config.data.name} has "
              f"{channels} channels: use --config.model.autoregressive_features=0.")
     if config.model.kind == "pca":
         _require(config.model.latents <= min(dim, num_train),
                  f"--config.model.latents={config.model.latents} is invalid for PCA of {config.data.name}: at most "
                  f"{min(dim, num_train)} components exist (pixels per image, training images).")
-
-
-def _comparable(config_dict: dict, prefix: str = "") -> dict:
-    """Flat ``{'model.latents': 20, ...}`` of the values a resumed run must share. With a
-    cosine schedule ``num_epochs`` is one of them: it sets the schedule's length."""
-    cosine = not prefix and config_dict.get("optimizer", {}).get("schedule") == "cosine"
-    flat = {}
-    for key, value in config_dict.items():
-        if isinstance(value, dict):
-            flat.update(_comparable(value, f"{prefix}{key}."))
-        elif f"{prefix}{key}" not in RESUMABLE_KEYS or (cosine and key == "num_epochs"):
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _outputs(workdir: str) -> list[str]:
-    """Names of a run's outputs present in ``workdir`` (empty directories do not count)."""
-    names = []
-    for name in sorted(os.listdir(workdir)):
-        path = os.path.join(workdir, name)
-        if name in OUTPUT_NAMES or name.startswith(EVENTS_PREFIX):
-            if not os.path.isdir(path) or os.listdir(path):
-                names.append(name)
-    return names
-
-
-def check_workdir(workdir: str, config) -> bool:
-    """Creates ``workdir`` if missing and checks it is writable and holds no run of another
-    config; changes nothing in it. Returns whether it holds another run that
-    ``--config.overwrite=True`` asks to set aside (see `commit_workdir`).
-
-    A workdir whose ``config.json`` differs (other than in `RESUMABLE_KEYS`), or that holds
-    outputs but no ``config.json``, is refused unless ``--config.overwrite=True``.
-    """
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=workdir):
-            pass
-    except OSError as error:
-        raise ConfigError(f"--workdir={workdir!r} is not writable ({error.strerror}): "
-                          "choose a directory you can write to.") from None
-    overwrite = bool(config.get("overwrite", False))
-    fix = ("use a new --workdir, or pass --config.overwrite=True to start over (the old outputs are moved "
-           "to <workdir>/previous-<time>/, not deleted).")
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        outputs = _outputs(workdir)
-        _require(not outputs or overwrite,
-                 f"--workdir={workdir!r} holds outputs of a run ({', '.join(outputs)}) but no config.json to "
-                 f"check them against: {fix}")
-        return bool(outputs)
-    try:
-        with open(path) as f:
-            old = json.load(f)
-        old = _comparable(old)
-    except (OSError, ValueError, AttributeError):
-        _require(overwrite, f"{path} is unreadable or not JSON, so the run in {workdir!r} cannot be checked: {fix}")
-        return True
-    new = _comparable(json.loads(config.to_json()))
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    _require(not changed or overwrite,
-             f"--workdir={workdir!r} holds a run with another config (differs in: {', '.join(changed)}): {fix}")
-    return bool(changed)
-
-
-def commit_workdir(workdir: str, config, set_aside: bool) -> None:
-    """Writes ``config.json`` (atomically, only if it changes). With ``set_aside`` (another
-    run's outputs and ``--config.overwrite=True``), first moves that run's outputs and
-    config.json to ``workdir/previous-<time>/``: earlier results are never deleted or mixed
-    with the new run's."""
-    path = os.path.join(workdir, "config.json")
-    if set_aside:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        previous = os.path.join(workdir, f"previous-{stamp}")
-        suffix = 1
-        while os.path.exists(previous):
-            previous, suffix = os.path.join(workdir, f"previous-{stamp}-{suffix}"), suffix + 1
-        os.makedirs(previous)
-        # config.json last: a run killed half way still sees the old config and moves the rest.
-        names = _outputs(workdir) + (["config.json"] if os.path.exists(path) else [])
-        for name in names:
-            os.replace(os.path.join(workdir, name), os.path.join(previous, name))
-        logging.warning("--config.overwrite=True: moved the earlier run's %s to %s.", ", ".join(names), previous)
-    text = json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True)
-    try:
-        with open(path) as f:
-            if f.read() == text:
-                return
-    except OSError:
-        pass
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
-def prepare_workdir(workdir: str, config) -> None:
-    """`check_workdir` then `commit_workdir`: a workdir ready for a run of ``config``."""
-    commit_workdir(workdir, config, check_workdir(workdir, config))

@@ -12,7 +12,7 @@ Expected: the KL falls and the reconstruction error rises as beta grows.
 """
 
 from configs import vae
-from vae_jax import sweep
+from vae_jax import sweep_spec
 
 
 def get_config():
@@ -22,4 +22,4 @@ def get_config():
 
 
 def get_sweep():
-    return sweep.product(sweep.values("beta", [0.5, 1.0, 2.0, 4.0]), sweep.values("seed", [0, 1, 2]))
+    return sweep_spec.product(sweep_spec.values("beta", [0.5, 1.0, 2.0, 4.0]), sweep_spec.values("seed", [0, 1, 2]))

@@ -8,7 +8,7 @@ train together in it.
 """
 
 from configs import vae
-from vae_jax import sweep
+from vae_jax import sweep_spec
 
 
 def get_config():
@@ -18,5 +18,5 @@ def get_config():
 
 
 def get_sweep():
-    return sweep.product(sweep.values("model.latents", [2, 20]),
-                         sweep.values("optimizer.learning_rate", [3e-4, 1e-3]))
+    return sweep_spec.product(sweep_spec.values("model.latents", [2, 20]),
+                         sweep_spec.values("optimizer.learning_rate", [3e-4, 1e-3]))

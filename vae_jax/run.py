@@ -1,0 +1,120 @@
+"""A single run: `train_and_evaluate(config, workdir)`, and `restore` of a run's parameters.
+
+A run is checked before any work (config, data shapes, workdir: `vae_jax.validation`,
+`vae_jax.workdir`), then trained by `vae_jax.loop` as its only member (PCA is fitted
+instead), data parallel over every device of every process (`vae_jax.parallel`): one
+1-D mesh, axis ``'data'``; the training images are split by rows over the devices, each
+batch over the devices, and parameters, optimiser state and keys are replicated. Only
+process 0 writes config.json, metrics, figures and final_metrics.json; every process takes
+part in the checkpoint saves. ``batch_size`` must divide by the number of devices.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from vae_jax import checkpoints, data, loop, parallel, selection, train, validation
+from vae_jax import config as config_lib
+from vae_jax import pca as pca_lib
+from vae_jax import workdir as workdir_lib
+from vae_jax.errors import ConfigError
+
+
+def load_splits(config) -> dict:
+    """The splits of ``config.data`` (grey levels, or one static Bernoulli draw of them with
+    ``data.binarize='static'``; a dynamic binarisation is drawn in the training step)."""
+    binarize = "static" if config.data.binarize == "static" else "none"
+    return data.load_dataset(config.data.name, data_dir=config.data.data_dir or None, download=config.data.download,
+                             seed=config.seed, binarize=binarize)
+
+
+def _pca_template(dim: int, latents: int) -> pca_lib.PCA:
+    return pca_lib.PCA(jnp.zeros(dim), jnp.zeros((latents, dim)), jnp.zeros(latents), jnp.zeros(()))
+
+
+def fit_pca(config, splits, workdir: str, mesh: Mesh) -> pca_lib.PCA:
+    """Fits (or restores) PCA with ``config.model.latents`` components on the training split;
+    returned replicated on ``mesh``. Each process fits the same PCA."""
+    images = splits["train"].images
+    manager = checkpoints.open_manager(workdir)
+    template = _pca_template(int(np.prod(images.shape[1:])), config.model.latents)
+    fitted = checkpoints.restore_latest(manager, parallel.replicate(template, mesh))
+    if fitted is None:
+        start = time.perf_counter()
+        fitted = jax.block_until_ready(pca_lib.fit(images, config.model.latents))
+        logging.info("PCA with %d components fitted in %.2f s; explained variance %.3f.", config.model.latents,
+                     time.perf_counter() - start, float(fitted.explained_variance_ratio.sum()))
+        fitted = parallel.replicate(fitted, mesh)  # saved once by orbax, however many processes
+        checkpoints.save(manager, 1, fitted)
+    else:
+        logging.info("PCA restored from %s.", manager.directory)
+    manager.close()
+    return fitted
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+    """Trains (or fits) the model of ``config``, evaluates it on the test split and writes
+    metrics, figures, checkpoints and the resolved config to ``workdir``; a re-run resumes.
+
+    Returns the final test metrics (per example: nats for likelihood terms, squared error
+    per image for reconstructions).
+    """
+    config = config_lib.resolve(config)
+    validation.validate_config(config)
+    validation.validate_device_split(config, jax.device_count())
+    mesh = parallel.data_mesh()
+    set_aside = workdir_lib.check(workdir, config)  # changes nothing in the workdir yet
+    splits = load_splits(config)
+    validation.validate_against_data(config, splits["train"].images.shape, tuple(splits))
+    parallel.barrier("vae_jax.workdir_checked")  # every process has looked before process 0 writes
+    if parallel.is_primary():
+        workdir_lib.commit(workdir, config, set_aside)
+    parallel.barrier("vae_jax.workdir_committed")
+    if config.model.kind != "pca":
+        result, = loop.train_members([loop.Member("run", config, workdir)], splits, mesh=mesh)
+        test_metrics = result.metrics
+    else:
+        fns, _ = train.model_fns(config, splits["train"].images.shape[1:])
+        params = fit_pca(config, splits, workdir, mesh)
+        log = workdir_lib.MetricsLog(workdir)
+        test_metrics = loop.finish(config, fns, params, splits, workdir, train.run_keys(config.seed)["eval"], mesh, log)
+        if log.active and not os.path.exists(log.path):  # PCA has no epochs: log its one evaluation
+            log.write(0, "test", test_metrics)
+        log.close()
+    logging.info("Final test metrics (per example): %s", test_metrics)
+    return test_metrics
+
+
+def restore(workdir: str):
+    """``(config, fns, model, params)`` of the run in ``workdir``, without training: its
+    resolved ``config.json``, the `objectives.ModelFns`, the Flax module (None for PCA) and
+    the parameters of its latest checkpoint (the validation-selected one for
+    ``model_selection='valid'``; the fitted `pca.PCA` for PCA). The restore target is
+    abstract (`jax.eval_shape`): nothing is initialised or trained."""
+    config = config_lib.read_run_config(workdir)
+    image_shape = data.image_shape(config.data.name)
+    fns, model = train.model_fns(config, image_shape)
+    if model is None:
+        template = _pca_template(math.prod(image_shape), config.model.latents)
+    else:
+        template = jax.eval_shape(lambda key: train.create_train_state(model, image_shape, config, 1, key, 0),
+                                  train.run_keys(config.seed)["init"])
+    name = selection.CHECKPOINT_DIR if selection.selects_on_validation(config) else "checkpoints"
+    manager = checkpoints.open_manager(workdir, name=name)
+    try:
+        restored = checkpoints.restore_latest(manager, template)
+    finally:
+        manager.close()
+    if restored is None:
+        raise ConfigError(f"{workdir}/{name} holds no checkpoint: finish the run first with "
+                          f"python -m experiments.train --config=<its config> --workdir={workdir}")
+    return config, fns, model, restored if model is None else restored.params
+
