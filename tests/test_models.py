@@ -2,10 +2,10 @@
 
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
+from vae_jax import config as vae_config
 from vae_jax import models
 
 IMAGE = (28, 28, 1)
@@ -68,8 +68,8 @@ class TestAutoencoder:
 
 
 def test_build_model_from_config():
-    config = ml_collections.ConfigDict(dict(kind="vae", encoder_hidden=(8,), decoder_hidden=(8,), latents=2,
-                                            activation="tanh", output_activation="auto"))
+    config = vae_config.default_config().model
+    config.encoder_hidden, config.decoder_hidden, config.latents, config.activation = (8,), (8,), 2, "tanh"
     vae = models.build_model(config, "bernoulli", (8, 8, 1))
     assert isinstance(vae, models.VAE) and vae.output_activation == "none"
     config.kind = "ae"

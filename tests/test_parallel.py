@@ -249,3 +249,31 @@ def test_distributed_starts_only_when_configured(monkeypatch):
     assert not parallel.initialize()  # a SLURM job of one task is one process
     monkeypatch.setenv("SLURM_NTASKS", "8")
     assert parallel.initialize() and calls[-1] == (None, None, None)  # JAX reads the rest from SLURM
+
+
+@pytest.mark.parametrize("execution", ["vmap", "in_turn"])
+def test_sweep_on_four_devices_matches_one_device(execution, tmp_path):
+    """A sweep is data parallel like a run: its 2 members on 4 simulated devices (vmapped, or
+    in turn) end as on one device, and each member's folder is its run's."""
+    sweep_file = tmp_path / "two_betas.py"
+    sweep_file.write_text("from configs import vae\nfrom vae_jax import sweep_spec\n\n\ndef get_config():\n"
+                          "    return vae.get_config()\n\n\ndef get_sweep():\n"
+                          "    return sweep_spec.values('beta', [0.5, 2.0])\n")
+    flags = [f"--config={sweep_file}", *CLI_FLAGS[1:], "--config.num_epochs=1", f"--execution={execution}"]
+    results, logs = {}, {}
+    for devices in (1, 4):
+        workdir, log = tmp_path / f"devices{devices}", str(tmp_path / f"devices{devices}.log")
+        env = cli_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PJRT_NPROC=str(2 * devices))
+        with open(log, "ab") as out:
+            process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", f"--workdir={workdir}", *flags],
+                                       cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        [logs[devices]] = finish([process], [log])
+        with open(workdir / "sweep_results.json") as f:
+            results[devices] = {row["name"]: row["metrics"] for row in json.load(f)["members"]}
+    assert "8 per device on 4 device(s)" in logs[4] and f"trained {'in one vmapped program' if execution == 'vmap' else 'in turn'}" in logs[4]
+    assert sorted(results[4]) == ["beta=0.5", "beta=2.0"]
+    for name, metrics in results[1].items():
+        for metric, value in metrics.items():
+            assert results[4][name][metric] == pytest.approx(value, rel=RTOL), (name, metric)
+        compare_dir = tmp_path / "devices4" / name
+        assert final_metrics(str(compare_dir)) == results[4][name]

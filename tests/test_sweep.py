@@ -232,3 +232,15 @@ def test_each_member_keeps_its_own_best_epoch_and_stops_alone(execution, selecte
     for name in separate:
         row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} |"))
         assert f"| {results[execution][name].kept_epoch} | {results[execution][name].trained_epochs} |" in row
+
+
+SWEEP_FILES = sorted(name for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps"))
+                     if name.endswith(".py") and name != "__init__.py")
+
+
+@pytest.mark.parametrize("name", SWEEP_FILES)
+def test_every_sweep_file_expands_into_valid_members(name, tmp_path):
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps", name)
+    module = __import__(f"configs.sweeps.{name[:-3]}", fromlist=["get_config"])
+    members = sweep.expand(module.get_config(), sweep.load_sweep_file(path), str(tmp_path))
+    assert len(members) == len({m.name for m, _ in members}) > 1

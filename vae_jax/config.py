@@ -159,5 +159,5 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"--workdir={workdir!r} holds no run (no config.json): train one first with "
                           f"python -m experiments.train --config=configs/vae.py --workdir={workdir}") from None
     except (OSError, ValueError) as error:
-        raise ConfigError(f"{path} cannot be read ({error}): the run in {workdir!r} cannot be used.") from None
+        raise ConfigError(f"{path} is unreadable or not JSON ({error})") from None
     return resolve(values, where=path)

@@ -376,7 +376,8 @@ def output_activation_for(likelihood: str, requested: str = "auto") -> str:
 
 
 def build_model(model_config, likelihood: str, output_shape: Sequence[int], initial_variance: float = 0.05) -> nn.Module:
-    """The `VAE` or `Autoencoder` described by ``config.model`` for images of ``output_shape``.
+    """The `VAE` or `Autoencoder` described by ``config.model`` (of a resolved config,
+    `vae_jax.config.resolve`: every key present) for images of ``output_shape``.
 
     ``initial_variance`` (the config's c) starts a learned decoder variance.
     """
@@ -386,19 +387,19 @@ def build_model(model_config, likelihood: str, output_shape: Sequence[int], init
         latents=model_config.latents,
         output_shape=tuple(output_shape),
         activation=model_config.activation,
-        output_activation=output_activation_for(likelihood, model_config.get("output_activation", "auto")),
-        architecture=model_config.get("architecture", "mlp"),
-        conv_features=tuple(model_config.get("conv_features", (32, 64))),
+        output_activation=output_activation_for(likelihood, model_config.output_activation),
+        architecture=model_config.architecture,
+        conv_features=tuple(model_config.conv_features),
     )
     if model_config.kind == "vae":
-        return VAE(**kwargs, decoder_variance=model_config.get("decoder_variance", "fixed"),
+        return VAE(**kwargs, decoder_variance=model_config.decoder_variance,
                    initial_variance=initial_variance,
-                   autoregressive_features=model_config.get("autoregressive_features", 0),
-                   autoregressive_kernel=model_config.get("autoregressive_kernel", 7),
-                   autoregressive_layers=model_config.get("autoregressive_layers", 1),
-                   autoregressive_z_features=model_config.get("autoregressive_z_features", 4),
-                   prior=model_config.get("prior", "standard_normal"),
-                   prior_components=model_config.get("prior_components", 500))
+                   autoregressive_features=model_config.autoregressive_features,
+                   autoregressive_kernel=model_config.autoregressive_kernel,
+                   autoregressive_layers=model_config.autoregressive_layers,
+                   autoregressive_z_features=model_config.autoregressive_z_features,
+                   prior=model_config.prior,
+                   prior_components=model_config.prior_components)
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)
     raise ValueError(f"build_model makes 'vae' or 'ae' models, got model.kind={model_config.kind!r}.")

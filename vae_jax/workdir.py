@@ -104,10 +104,9 @@ def check(workdir: str, config) -> bool:
         return bool(outputs)
     try:
         old = _comparable(config_lib.read_run_config(workdir))
-    except ConfigError:
+    except ConfigError as error:
         if not config.overwrite:
-            raise ConfigError(f"{path} is unreadable or not a config, so the run in {workdir!r} cannot be "
-                              f"checked: {fix}") from None
+            raise ConfigError(f"{error}, so the run in {workdir!r} cannot be checked: {fix}") from None
         return True
     new = _comparable(config)
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
