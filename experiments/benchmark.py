@@ -179,7 +179,9 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     _, fns, model, keys, images, order = reference_epoch(num_examples)
     steps = len(order)
     full_metrics = fns.per_example_metrics
-    loss_only = fns._replace(per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]})
+    loss_only = fns._replace(
+        per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]}
+    )
     config = reference_config()
     variants = {  # name: (optimiser, model functions)
         "trainer": (train.make_optimizer(config.optimizer, steps), fns),
@@ -191,18 +193,22 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
 
     def runner(tx, variant_fns):
         holder = {"state": train.create_train_state(model, (28, 28, 1), config, steps, keys["init"], 0, tx=tx)}
-        step = train.make_train_step(variant_fns, dynamic_binarization=False, hyper=objectives.hyper(config),
-                                     kl_warmup_steps=0)
+        step = train.make_train_step(
+            variant_fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0
+        )
         epoch = train.make_train_epoch(step, fused=True)
 
         def run():
             holder["state"], m = epoch(holder["state"], images, order, keys["train"])
             jax.block_until_ready(m)
+
         return run
 
     runs = {name: runner(*variant) for name, variant in variants.items()}
-    results = {f"profile_{name}_ms_per_step": 1e3 * seconds / steps
-               for name, seconds in interleaved_medians(runs, repeats).items()}
+    results = {
+        f"profile_{name}_ms_per_step": 1e3 * seconds / steps
+        for name, seconds in interleaved_medians(runs, repeats).items()
+    }
     results["profile_matmuls_sgd_ms_per_step"] = 1e3 * timed(linear_chain_epoch(steps), repeats) / steps
     if matmul_gflops:
         results["profile_matmul_at_peak_ms_per_step"] = 1e3 * BATCH * flops_per_example() / (matmul_gflops * 1e9)
@@ -218,8 +224,9 @@ def nll_throughput(num_images: int, num_samples: int) -> dict:
     params = train.create_train_state(model, (28, 28, 1), config, 1, keys["init"], 0).params
     images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) < 0.13).astype(np.float32)
     run = lambda: metrics.vae_log_likelihood(model, params, config, images, keys["eval"], num_samples=num_samples)
-    run_small = lambda: metrics.vae_log_likelihood(model, params, config, images[:200], keys["eval"],
-                                                    num_samples=num_samples)
+    run_small = lambda: metrics.vae_log_likelihood(
+        model, params, config, images[:200], keys["eval"], num_samples=num_samples
+    )
     run_small()  # compile
     start = time.perf_counter()
     result = run()
@@ -240,12 +247,17 @@ def pca_speed(num_examples: int, repeats: int) -> dict:
     sk = SklearnPCA(20, svd_solver="full")
     sk_seconds = timed(lambda: sk.fit(data), repeats)
     sk_error = float(np.mean(np.sum((data - sk.inverse_transform(sk.transform(data))) ** 2, axis=1)))
-    return {"pca_seconds": ours_seconds, "sklearn_pca_seconds": sk_seconds,
-            "pca_error": ours_error, "sklearn_pca_error": sk_error}
+    return {
+        "pca_seconds": ours_seconds,
+        "sklearn_pca_seconds": sk_seconds,
+        "pca_error": ours_error,
+        "sklearn_pca_error": sk_error,
+    }
 
 
-def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hidden: int, latents: int,
-                  batch: int, members: int = 8) -> dict:
+def sweep_speedup(
+    prefix: str, num_examples: int, repeats: int, *, side: int, hidden: int, latents: int, batch: int, members: int = 8
+) -> dict:
     """Member-examples/s of ``members`` VAEs (beta x seed) trained for one epoch of
     ``num_examples`` synthetic binary images each: as separate runs (each member its own
     fused-epoch program, as a run builds it) against the sweep loop's two ways of running
@@ -258,8 +270,9 @@ def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hi
     shape = (side, side, 1)
     images = (jax.random.uniform(jax.random.key(0), (num_examples, *shape)) < 0.13).astype(jnp.float32)
     steps = num_examples // batch
-    overrides = sweep_spec.product(sweep_spec.values("beta", [0.5, 1.0, 2.0, 4.0]),
-                                   sweep_spec.values("seed", list(range((members + 3) // 4))))[:members]
+    overrides = sweep_spec.product(
+        sweep_spec.values("beta", [0.5, 1.0, 2.0, 4.0]), sweep_spec.values("seed", list(range((members + 3) // 4)))
+    )[:members]
     configs = [sweep_spec.apply_overrides(config, o) for o in overrides]
     keys = [train.run_keys(member.seed) for member in configs]
     orders = [train.epoch_order(k["data"], 0, num_examples, batch) for k in keys]
@@ -272,8 +285,9 @@ def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hi
         fns, model = train.model_fns(member, shape)
         step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(member), kl_warmup_steps=0)
         state = train.create_train_state(model, shape, member, steps, key["init"], 0)
-        separate.append({"state": state, "epoch": train.make_train_epoch(step, fused=True), "key": key["train"],
-                         "order": order})
+        separate.append(
+            {"state": state, "epoch": train.make_train_epoch(step, fused=True), "key": key["train"], "order": order}
+        )
 
     def run_separate():
         for run in separate:
@@ -283,8 +297,9 @@ def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hi
     fns, model = train.model_fns(config, shape)
     runs = {"separate": run_separate}
     for execution in ("in_turn", "vmap"):
-        epoch = loop.MembersEpoch(fns, config, [(objectives.hyper(m), 0) for m in configs],
-                                  [k["train"] for k in keys], execution, None)
+        epoch = loop.MembersEpoch(
+            fns, config, [(objectives.hyper(m), 0) for m in configs], [k["train"] for k in keys], execution, None
+        )
         holder = {"states": initial_states(model)}
 
         def run_members(epoch=epoch, holder=holder):
@@ -301,16 +316,19 @@ def sweep_speedup(prefix: str, num_examples: int, repeats: int, *, side: int, hi
     num_parameters = sum(leaf.size for leaf in jax.tree.leaves(separate[0]["state"].params))
     auto = loop.choose_execution("auto", members, num_parameters)
     examples = members * steps * batch
-    return {f"{prefix}_model": f"{side * side}-{hidden}-{latents}, batch {batch}, {members} members, {steps} steps each",
-            f"{prefix}_auto": auto,
-            f"{prefix}_separate_examples_per_s": examples / medians["separate"],
-            f"{prefix}_in_turn_examples_per_s": examples / medians["in_turn"],
-            f"{prefix}_vmap_examples_per_s": examples / medians["vmap"],
-            f"{prefix}_in_turn_speedup": medians["separate"] / medians["in_turn"],
-            f"{prefix}_vmap_speedup": medians["separate"] / medians["vmap"],
-            f"{prefix}_speedup": medians["separate"] / medians[auto],
-            f"{prefix}_first_epoch_separate_s": first["separate"], f"{prefix}_first_epoch_{auto}_s": first[auto],
-            f"{prefix}_speedup_with_compile": first["separate"] / first[auto]}
+    return {
+        f"{prefix}_model": f"{side * side}-{hidden}-{latents}, batch {batch}, {members} members, {steps} steps each",
+        f"{prefix}_auto": auto,
+        f"{prefix}_separate_examples_per_s": examples / medians["separate"],
+        f"{prefix}_in_turn_examples_per_s": examples / medians["in_turn"],
+        f"{prefix}_vmap_examples_per_s": examples / medians["vmap"],
+        f"{prefix}_in_turn_speedup": medians["separate"] / medians["in_turn"],
+        f"{prefix}_vmap_speedup": medians["separate"] / medians["vmap"],
+        f"{prefix}_speedup": medians["separate"] / medians[auto],
+        f"{prefix}_first_epoch_separate_s": first["separate"],
+        f"{prefix}_first_epoch_{auto}_s": first[auto],
+        f"{prefix}_speedup_with_compile": first["separate"] / first[auto],
+    }
 
 
 def main(argv):
@@ -333,10 +351,14 @@ def main(argv):
     if "pca" in FLAGS.parts:
         figures.update(pca_speed(6000 if quick else 60_000, repeats))
     if "sweep" in FLAGS.parts:
-        figures.update(sweep_speedup("sweep", 1280 if quick else 12_800, repeats, side=28, hidden=HIDDEN,
-                                     latents=LATENTS, batch=BATCH))
-        figures.update(sweep_speedup("sweep_small", 1280 if quick else 6400, repeats, side=8, hidden=32,
-                                     latents=2, batch=32))
+        figures.update(
+            sweep_speedup(
+                "sweep", 1280 if quick else 12_800, repeats, side=28, hidden=HIDDEN, latents=LATENTS, batch=BATCH
+            )
+        )
+        figures.update(
+            sweep_speedup("sweep_small", 1280 if quick else 6400, repeats, side=8, hidden=32, latents=2, batch=32)
+        )
 
     targets = {
         "fused_epoch": ("examples/s", ">= 36000 (2-core CPU)"),
@@ -357,14 +379,19 @@ def main(argv):
         "sklearn_pca_seconds": ("s", "(reference)"),
         "pca_error": ("sq. error/image", "== sklearn_pca_error"),
         "sklearn_pca_error": ("sq. error/image", "(reference)"),
-        **{f"{prefix}_{name}": spec for prefix, size in (("sweep", "784-400-20"), ("sweep_small", "64-32-2"))
-           for name, spec in (("speedup", ("x", f">= 1.0 (8 members, the auto choice vs 8 separate runs, {size})")),
-                              ("in_turn_speedup", ("x", "(8 in turn vs 8 separate)")),
-                              ("vmap_speedup", ("x", "(8 vmapped vs 8 separate)")),
-                              ("separate_examples_per_s", ("examples/s", "(all members)")),
-                              ("in_turn_examples_per_s", ("examples/s", "(all members)")),
-                              ("vmap_examples_per_s", ("examples/s", "(all members)")),
-                              ("speedup_with_compile", ("x", "(first epoch, compilation included)")))},
+        **{
+            f"{prefix}_{name}": spec
+            for prefix, size in (("sweep", "784-400-20"), ("sweep_small", "64-32-2"))
+            for name, spec in (
+                ("speedup", ("x", f">= 1.0 (8 members, the auto choice vs 8 separate runs, {size})")),
+                ("in_turn_speedup", ("x", "(8 in turn vs 8 separate)")),
+                ("vmap_speedup", ("x", "(8 vmapped vs 8 separate)")),
+                ("separate_examples_per_s", ("examples/s", "(all members)")),
+                ("in_turn_examples_per_s", ("examples/s", "(all members)")),
+                ("vmap_examples_per_s", ("examples/s", "(all members)")),
+                ("speedup_with_compile", ("x", "(first epoch, compilation included)")),
+            )
+        },
     }
     print(f"backend: {figures['backend']}  devices: {len(figures['devices'])}" + ("  (QUICK run)" if quick else ""))
     print(f"{'figure':40s} {'measured':>14s}  {'unit':16s} target")

@@ -27,8 +27,12 @@ DEFAULT_WORKDIR = "runs/lecture"
 # first; WORKDIR reads whichever is registered (by name), and `workdir_root` turns their default
 # (None) into DEFAULT_WORKDIR.
 if "workdir" not in flags.FLAGS:
-    flags.DEFINE_string("workdir", DEFAULT_WORKDIR, "Directory for the experiment's JSON, Markdown and PNG files "
-                        "(and, under workdirs/, the runs it trains).", allow_override=True)
+    flags.DEFINE_string(
+        "workdir",
+        DEFAULT_WORKDIR,
+        "Directory for the experiment's JSON, Markdown and PNG files (and, under workdirs/, the runs it trains).",
+        allow_override=True,
+    )
 WORKDIR = flags.FlagHolder(flags.FLAGS, flags.FLAGS["workdir"])
 # Shared by the experiments (one process may import several, e.g. the tests); None means
 # the experiment's own default, given in its module docstring.
@@ -131,7 +135,7 @@ def posterior(model, params, images, *, batch_size: int = 2000) -> tuple[np.ndar
         mean, logvar = model.apply(params, x, method=model.encode)
         return mean, jnp.exp(0.5 * logvar)
 
-    parts = [encode(params, images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
+    parts = [encode(params, images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
     return tuple(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(2))
 
 

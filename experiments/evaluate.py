@@ -24,8 +24,12 @@ from vae_jax.errors import USER_ERRORS
 WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
-SAMPLE_CHUNK = flags.DEFINE_integer("sample_chunk", 128, "Importance samples per image drawn at once (memory: the "
-                                    "decoder sees sample_chunk x data_chunk latents at a time).")
+SAMPLE_CHUNK = flags.DEFINE_integer(
+    "sample_chunk",
+    128,
+    "Importance samples per image drawn at once (memory: the "
+    "decoder sees sample_chunk x data_chunk latents at a time).",
+)
 DATA_CHUNK = flags.DEFINE_integer("data_chunk", 128, "Images per compiled call.")
 
 
@@ -42,14 +46,22 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
     eval_key = train.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
     key = jax.random.fold_in(eval_key, num_samples)
     start = time.perf_counter()
-    nll = metrics.vae_log_likelihood(model, params, config, images, key, num_samples=num_samples,
-                                     sample_chunk=sample_chunk, data_chunk=data_chunk)
+    nll = metrics.vae_log_likelihood(
+        model, params, config, images, key, num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk
+    )
     seconds = time.perf_counter() - start
     elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key, objectives.hyper(config))
     units = metrics.active_units(lambda x: fns.encode(params, x), images)
-    result = {"split": split, "num_samples": num_samples, "nll": nll["nll"],
-              "standard_error": nll["standard_error"], "neg_elbo": elbo["neg_elbo"],
-              "active_units": units["active_units"], "latents": config.model.latents, "seconds": seconds}
+    result = {
+        "split": split,
+        "num_samples": num_samples,
+        "nll": nll["nll"],
+        "standard_error": nll["standard_error"],
+        "neg_elbo": elbo["neg_elbo"],
+        "active_units": units["active_units"],
+        "latents": config.model.latents,
+        "seconds": seconds,
+    }
     with open(os.path.join(workdir, f"nll_{split}_k{num_samples}.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result
@@ -58,8 +70,13 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
 def main(argv):
     del argv
     try:
-        result = evaluate_run(WORKDIR.value, num_samples=NUM_SAMPLES.value, split=SPLIT.value,
-                              sample_chunk=SAMPLE_CHUNK.value, data_chunk=DATA_CHUNK.value)
+        result = evaluate_run(
+            WORKDIR.value,
+            num_samples=NUM_SAMPLES.value,
+            split=SPLIT.value,
+            sample_chunk=SAMPLE_CHUNK.value,
+            data_chunk=DATA_CHUNK.value,
+        )
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -86,8 +86,9 @@ def save_image_panels(path, panels, title):
     fig = Figure(figsize=(6 * len(panels), 6.3))
     axes = fig.subplots(1, len(panels))
     for ax, (name, (canvas, extent)) in zip(axes, panels.items()):
-        ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, extent=extent, aspect="auto",
-                  interpolation="nearest")
+        ax.imshow(
+            np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, extent=extent, aspect="auto", interpolation="nearest"
+        )
         ax.set_title(name)
         if extent is None:
             ax.axis("off")
@@ -118,22 +119,23 @@ def main(argv):
         encode, decode = Partial(fns.encode, params), Partial(fns.decode_image, params)
         test_codes = metrics.encode_images(encode, test_images)
         train_codes = metrics.encode_images(encode, train_images)
-        cont = metrics.continuity(encode, decode, test_images, jax.random.fold_in(key, 1),
-                                  num_pairs=NUM_PAIRS.value)
-        comp = metrics.completeness(decode, classifier, train_codes, test_images, jax.random.fold_in(key, 2),
-                                    num_samples=NUM_SAMPLES.value)
+        cont = metrics.continuity(encode, decode, test_images, jax.random.fold_in(key, 1), num_pairs=NUM_PAIRS.value)
+        comp = metrics.completeness(
+            decode, classifier, train_codes, test_images, jax.random.fold_in(key, 2), num_samples=NUM_SAMPLES.value
+        )
         grid, boxes[name] = _grid(test_codes)
         grids[name] = np.asarray(fns.decode_image(params, grid))
         prior = "standard_normal" if name == "VAE" else "fitted_gaussian"
-        sampler = (metrics.standard_normal_sampler(2) if name == "VAE"
-                   else metrics.fitted_gaussian_sampler(train_codes))
+        sampler = metrics.standard_normal_sampler(2) if name == "VAE" else metrics.fitted_gaussian_sampler(train_codes)
         samples[name] = np.asarray(fns.decode_image(params, sampler(jax.random.fold_in(key, 3), 100)))
         codes[name] = test_codes
         results[name] = {
             "test_squared_error": final["squared_error"],
-            "code_mean": test_codes.mean(0), "code_std": test_codes.std(0),
+            "code_mean": test_codes.mean(0),
+            "code_std": test_codes.std(0),
             "continuity": {k: v for k, v in cont.items() if k not in ("ratios", "pairs")},
-            "completeness": comp, "natural_sampler": prior,
+            "completeness": comp,
+            "natural_sampler": prior,
         }
         if name == "VAE":  # a VAE fills more than its posterior means: compare with posterior samples too
             mean, std = common.posterior(model, params, train_images)
@@ -141,98 +143,157 @@ def main(argv):
             reference = reference[np.random.default_rng(0).permutation(len(reference))[:10_000]]
             prior_z = np.asarray(jax.random.normal(jax.random.fold_in(key, 5), (NUM_SAMPLES.value, 2)))
             results[name]["prior_empty_fraction_vs_posterior_samples"] = metrics.empty_region_fraction(
-                prior_z, reference)["empty_fraction"]
+                prior_z, reference
+            )["empty_fraction"]
             results[name]["posterior_std"] = std.mean(axis=0)
 
     class_names = CLASS_NAMES.get(dataset)
     save_scatter(common.output_path(f"{NAME}_scatter.png"), codes, test_labels, boxes, class_names)
-    save_image_panels(common.output_path(f"{NAME}_grid.png"),
-                      {f"{name}: decoded {GRID}x{GRID} grid over the dashed box": (
-                          figures.tile(grids[name].reshape(-1, *image_shape), GRID), boxes[name])
-                       for name in grids},
-                      "decodings of a grid over each latent plane")
-    save_image_panels(common.output_path(f"{NAME}_samples.png"),
-                      {"AE: z ~ Gaussian fitted to its codes": (figures.tile(samples["AE"], 10), None),
-                       "VAE: z ~ prior N(0, I)": (figures.tile(samples["VAE"], 10), None)},
-                      "decoded random latent samples")
+    save_image_panels(
+        common.output_path(f"{NAME}_grid.png"),
+        {
+            f"{name}: decoded {GRID}x{GRID} grid over the dashed box": (
+                figures.tile(grids[name].reshape(-1, *image_shape), GRID),
+                boxes[name],
+            )
+            for name in grids
+        },
+        "decodings of a grid over each latent plane",
+    )
+    save_image_panels(
+        common.output_path(f"{NAME}_samples.png"),
+        {
+            "AE: z ~ Gaussian fitted to its codes": (figures.tile(samples["AE"], 10), None),
+            "VAE: z ~ prior N(0, I)": (figures.tile(samples["VAE"], 10), None),
+        },
+        "decoded random latent samples",
+    )
 
     ae, vae = results["AE"], results["VAE"]
-    numbers = {"dataset": dataset, "epochs": epochs, "classifier_test_accuracy": classifier_accuracy,
-               "test_confidence": ae["completeness"]["test_confidence"], **results}
+    numbers = {
+        "dataset": dataset,
+        "epochs": epochs,
+        "classifier_test_accuracy": classifier_accuracy,
+        "test_confidence": ae["completeness"]["test_confidence"],
+        **results,
+    }
 
     def comp(model, dist, key_):
         return results[model]["completeness"][dist][key_]
 
     rows = [
         ["test squared error per image", ae["test_squared_error"], vae["test_squared_error"]],
-        ["code std per dimension (test)", ", ".join(f"{s:.3g}" for s in ae["code_std"]),
-         ", ".join(f"{s:.3g}" for s in vae["code_std"])],
-        ["continuity: output change per code-std step (mean)", ae["continuity"]["mean_ratio_normalised"],
-         vae["continuity"]["mean_ratio_normalised"]],
-        ["continuity: same, max over all steps", ae["continuity"]["max_ratio_normalised"],
-         vae["continuity"]["max_ratio_normalised"]],
-        ["continuity: largest single step / whole path change (mean over paths; uniform = 0.05)",
-         ae["continuity"]["max_jump"], vae["continuity"]["max_jump"]],
-        ["completeness, z ~ N(0, I): classifier confidence ratio", comp("AE", "standard_normal", "confidence_ratio"),
-         comp("VAE", "standard_normal", "confidence_ratio")],
-        ["completeness, z ~ N(0, I): empty-region fraction", comp("AE", "standard_normal", "empty_fraction"),
-         comp("VAE", "standard_normal", "empty_fraction")],
-        ["completeness, z ~ N(0, I): empty-region fraction against posterior samples instead of means",
-         "n/a (point codes)", vae["prior_empty_fraction_vs_posterior_samples"]],
-        ["completeness, z ~ fitted Gaussian: classifier confidence ratio",
-         comp("AE", "fitted_gaussian", "confidence_ratio"), comp("VAE", "fitted_gaussian", "confidence_ratio")],
-        ["completeness, z ~ fitted Gaussian: empty-region fraction", comp("AE", "fitted_gaussian", "empty_fraction"),
-         comp("VAE", "fitted_gaussian", "empty_fraction")],
+        [
+            "code std per dimension (test)",
+            ", ".join(f"{s:.3g}" for s in ae["code_std"]),
+            ", ".join(f"{s:.3g}" for s in vae["code_std"]),
+        ],
+        [
+            "continuity: output change per code-std step (mean)",
+            ae["continuity"]["mean_ratio_normalised"],
+            vae["continuity"]["mean_ratio_normalised"],
+        ],
+        [
+            "continuity: same, max over all steps",
+            ae["continuity"]["max_ratio_normalised"],
+            vae["continuity"]["max_ratio_normalised"],
+        ],
+        [
+            "continuity: largest single step / whole path change (mean over paths; uniform = 0.05)",
+            ae["continuity"]["max_jump"],
+            vae["continuity"]["max_jump"],
+        ],
+        [
+            "completeness, z ~ N(0, I): classifier confidence ratio",
+            comp("AE", "standard_normal", "confidence_ratio"),
+            comp("VAE", "standard_normal", "confidence_ratio"),
+        ],
+        [
+            "completeness, z ~ N(0, I): empty-region fraction",
+            comp("AE", "standard_normal", "empty_fraction"),
+            comp("VAE", "standard_normal", "empty_fraction"),
+        ],
+        [
+            "completeness, z ~ N(0, I): empty-region fraction against posterior samples instead of means",
+            "n/a (point codes)",
+            vae["prior_empty_fraction_vs_posterior_samples"],
+        ],
+        [
+            "completeness, z ~ fitted Gaussian: classifier confidence ratio",
+            comp("AE", "fitted_gaussian", "confidence_ratio"),
+            comp("VAE", "fitted_gaussian", "confidence_ratio"),
+        ],
+        [
+            "completeness, z ~ fitted Gaussian: empty-region fraction",
+            comp("AE", "fitted_gaussian", "empty_fraction"),
+            comp("VAE", "fitted_gaussian", "empty_fraction"),
+        ],
     ]
 
     # The claim, as numbers: each model sampled the way it would be used to generate (AE: a
     # Gaussian fitted to its codes; VAE: its prior) hits empty regions more often for the AE,
     # and the AE's decodings are less continuous (larger worst jumps).
-    ae_empty, vae_empty = comp("AE", "fitted_gaussian", "empty_fraction"), comp("VAE", "standard_normal", "empty_fraction")
-    ae_conf, vae_conf = (comp("AE", "fitted_gaussian", "confidence_ratio"),
-                         comp("VAE", "standard_normal", "confidence_ratio"))
+    ae_empty, vae_empty = (
+        comp("AE", "fitted_gaussian", "empty_fraction"),
+        comp("VAE", "standard_normal", "empty_fraction"),
+    )
+    ae_conf, vae_conf = (
+        comp("AE", "fitted_gaussian", "confidence_ratio"),
+        comp("VAE", "standard_normal", "confidence_ratio"),
+    )
     checks = {
         "AE samples land in empty regions more often than VAE samples": ae_empty > vae_empty,
-        "VAE samples look at least as real to the classifier (confidence ratio at most 0.01 lower)":
-            vae_conf >= ae_conf - 0.01,
-        "VAE decodings change more evenly along paths (smaller mean largest jump)":
-            vae["continuity"]["max_jump"] < ae["continuity"]["max_jump"],
+        "VAE samples look at least as real to the classifier (confidence ratio at most 0.01 lower)": vae_conf
+        >= ae_conf - 0.01,
+        "VAE decodings change more evenly along paths (smaller mean largest jump)": vae["continuity"]["max_jump"]
+        < ae["continuity"]["max_jump"],
     }
     numbers["claim_checks"] = checks
     supported = [text for text, ok in checks.items() if ok]
     refuted = [text for text, ok in checks.items() if not ok]
-    verdict = (f"With each model sampled as it would be for generation (the AE from a Gaussian fitted to its "
-               f"codes, the VAE from its prior N(0, I)): {ae_empty:.1%} of the AE's samples land in empty regions "
-               f"against {vae_empty:.1%} of the VAE's (about 1% is expected when samples follow the codes' own "
-               f"distribution), with classifier confidence ratios {ae_conf:.3f} (AE) and {vae_conf:.3f} (VAE)")
-    verdict += (" (a difference too small to separate the two models)." if abs(ae_conf - vae_conf) < 0.02 else ".")
+    verdict = (
+        f"With each model sampled as it would be for generation (the AE from a Gaussian fitted to its "
+        f"codes, the VAE from its prior N(0, I)): {ae_empty:.1%} of the AE's samples land in empty regions "
+        f"against {vae_empty:.1%} of the VAE's (about 1% is expected when samples follow the codes' own "
+        f"distribution), with classifier confidence ratios {ae_conf:.3f} (AE) and {vae_conf:.3f} (VAE)"
+    )
+    verdict += " (a difference too small to separate the two models)." if abs(ae_conf - vae_conf) < 0.02 else "."
     if not refuted:
         verdict += " All three checks support the lecture's claim: " + "; ".join(supported) + "."
     else:
-        verdict += (" Not every number supports the lecture's claim. Supported: " + ("; ".join(supported) or "none")
-                    + ". Not supported: " + "; ".join(refuted) + ".")
+        verdict += (
+            " Not every number supports the lecture's claim. Supported: "
+            + ("; ".join(supported) or "none")
+            + ". Not supported: "
+            + "; ".join(refuted)
+            + "."
+        )
     if vae_empty > 0.05:
-        verdict += (f" The VAE's latent space is not free of holes either: {vae_empty:.1%} of its prior samples lie "
-                    "farther from every training code than the 99% threshold ("
-                    f"{vae['prior_empty_fraction_vs_posterior_samples']:.1%} against one posterior sample per training "
-                    "image instead of the means), so 'fewer and smaller holes' is what "
-                    "these numbers show, not 'no holes'.")
-    markdown = "\n\n".join([
-        f"## AE vs VAE latent space ({dataset}, 2 latents)",
-        f"An MLP autoencoder (`configs/ae.py`) and an MLP VAE (`configs/vae.py`, c = 0.05, beta = 1), both with 2 "
-        f"latents and {epochs} epochs. Continuity: {NUM_PAIRS.value} straight paths between random test codes, 20 "
-        f"steps each (`metrics.continuity`; the change is in grey levels, L2 over pixels, per code-std of latent "
-        f"movement). Completeness: {NUM_SAMPLES.value} latent samples per distribution, judged by a "
-        f"logistic-regression classifier trained on 5,000 real training images (test accuracy "
-        f"{classifier_accuracy:.1%}, mean confidence {numbers['test_confidence']:.3f} on real test images); the "
-        "confidence ratio is the samples' mean confidence over the real images', and a sample is in an empty region "
-        "when it is farther from every training code than 99% of the codes are from their nearest neighbour.",
-        common.markdown_table(["", "AE", "VAE"], rows),
-        verdict,
-        f"![test codes of the AE and the VAE]({NAME}_scatter.png)",
-        f"![decodings of a grid over each latent plane]({NAME}_grid.png)",
-        f"![decoded random latent samples]({NAME}_samples.png)",
-    ])
+        verdict += (
+            f" The VAE's latent space is not free of holes either: {vae_empty:.1%} of its prior samples lie "
+            "farther from every training code than the 99% threshold ("
+            f"{vae['prior_empty_fraction_vs_posterior_samples']:.1%} against one posterior sample per training "
+            "image instead of the means), so 'fewer and smaller holes' is what "
+            "these numbers show, not 'no holes'."
+        )
+    markdown = "\n\n".join(
+        [
+            f"## AE vs VAE latent space ({dataset}, 2 latents)",
+            f"An MLP autoencoder (`configs/ae.py`) and an MLP VAE (`configs/vae.py`, c = 0.05, beta = 1), both with 2 "
+            f"latents and {epochs} epochs. Continuity: {NUM_PAIRS.value} straight paths between random test codes, 20 "
+            f"steps each (`metrics.continuity`; the change is in grey levels, L2 over pixels, per code-std of latent "
+            f"movement). Completeness: {NUM_SAMPLES.value} latent samples per distribution, judged by a "
+            f"logistic-regression classifier trained on 5,000 real training images (test accuracy "
+            f"{classifier_accuracy:.1%}, mean confidence {numbers['test_confidence']:.3f} on real test images); the "
+            "confidence ratio is the samples' mean confidence over the real images', and a sample is in an empty region "
+            "when it is farther from every training code than 99% of the codes are from their nearest neighbour.",
+            common.markdown_table(["", "AE", "VAE"], rows),
+            verdict,
+            f"![test codes of the AE and the VAE]({NAME}_scatter.png)",
+            f"![decodings of a grid over each latent plane]({NAME}_grid.png)",
+            f"![decoded random latent samples]({NAME}_samples.png)",
+        ]
+    )
     common.write_results(NAME, numbers, markdown)
 
 

@@ -56,12 +56,14 @@ def main(argv):
     config.num_epochs = epochs
     config.checkpoint_every_epochs = max(1, epochs // 4)
     start = time.perf_counter()
-    fns, model, params, final = common.train_and_restore(config, common.workdir(f"{NAME}/{dataset}_z{latents}_e{epochs}"))
+    fns, model, params, final = common.train_and_restore(
+        config, common.workdir(f"{NAME}/{dataset}_z{latents}_e{epochs}")
+    )
     train_seconds = time.perf_counter() - start
 
     test_images = data.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)["test"].images
     if NLL_IMAGES.value:
-        test_images = test_images[:NLL_IMAGES.value]
+        test_images = test_images[: NLL_IMAGES.value]
     active = metrics.active_units(Partial(fns.encode, params), test_images)
 
     results = []
@@ -69,41 +71,57 @@ def main(argv):
         start = time.perf_counter()
         estimate = metrics.vae_log_likelihood(model, params, config, test_images, jax.random.key(1), num_samples=k)
         seconds = time.perf_counter() - start
-        results.append({"k": k, "nll": estimate["nll"], "standard_error": estimate["standard_error"],
-                        "seconds": seconds})
+        results.append(
+            {"k": k, "nll": estimate["nll"], "standard_error": estimate["standard_error"], "seconds": seconds}
+        )
     nlls = [r["nll"] for r in results]
 
-    numbers = {"dataset": dataset, "epochs": epochs, "latents": latents, "test_images": len(test_images),
-               "train_or_restore_seconds": train_seconds, "test_neg_elbo": final["neg_elbo"],
-               "test_kl": final["kl"], "test_reconstruction": final["reconstruction"],
-               "active_units": active["active_units"], "nll": results,
-               "published": [{"source": s, "nll": v} for s, v in PUBLISHED]}
+    numbers = {
+        "dataset": dataset,
+        "epochs": epochs,
+        "latents": latents,
+        "test_images": len(test_images),
+        "train_or_restore_seconds": train_seconds,
+        "test_neg_elbo": final["neg_elbo"],
+        "test_kl": final["kl"],
+        "test_reconstruction": final["reconstruction"],
+        "active_units": active["active_units"],
+        "nll": results,
+        "published": [{"source": s, "nll": v} for s, v in PUBLISHED],
+    }
     decreasing = all(b <= a + 1e-6 for a, b in zip(nlls, nlls[1:]))
     best = results[-1]
     gap = best["nll"] - PUBLISHED[0][1]
-    markdown = "\n\n".join([
-        "## Test log-likelihood: VAE on the statically binarised MNIST",
-        f"`configs/vae_binarized_mnist.py` (784-400-{latents}-400-784 MLP, ReLU, Bernoulli decoder, Adam 1e-3, "
-        f"batch 128), trained for {epochs} epochs on the 50,000 training images (the config's default is 50 epochs; "
-        f"{epochs} fit the time budget of this experiment). Test negative ELBO {final['neg_elbo']:.2f} nats "
-        f"(reconstruction {final['reconstruction']:.2f} + KL {final['kl']:.2f}, one posterior sample per image); "
-        f"{active['active_units']} of {latents} latent units active. NLL = -L_k, the importance-sampled estimate "
-        f"with k samples from q(z|x) (`metrics.vae_log_likelihood`), on {len(test_images):,} test images; the "
-        "standard error is over images.",
-        common.markdown_table(["k", "test NLL (nats)", "standard error", "time (s)"],
-                              [[r["k"], f"{r['nll']:.2f}", f"{r['standard_error']:.2f}", f"{r['seconds']:.1f}"]
-                               for r in results]),
-        "Published test NLLs on the same data (evaluated with k = 5000 importance samples; their k is the number "
-        "of samples in the *training* objective, not in the evaluation):",
-        common.markdown_table(["model", "test NLL (nats)"], [[s, f"{v:.2f}"] for s, v in PUBLISHED]),
-        (f"The estimate falls with k as it should (L_k is non-decreasing in k in expectation): {nlls[0]:.2f} nats "
-         f"at k = {ks[0]} (the ELBO) to {best['nll']:.2f} at k = {best['k']}." if decreasing else
-         "The estimates do not fall monotonically with k here (the difference is within their noise): "
-         + ", ".join(f"{r['nll']:.2f} at k = {r['k']}" for r in results) + ".")
-        + f" At k = {best['k']} this model is {gap:+.2f} nats from the published 1-layer VAE ({PUBLISHED[0][1]}): "
-        "the published models were trained for thousands of epochs (Burda et al.: 3,280 passes, two tanh layers of "
-        f"200 units, 50 latents) against {epochs} epochs here, so a gap is expected.",
-    ])
+    markdown = "\n\n".join(
+        [
+            "## Test log-likelihood: VAE on the statically binarised MNIST",
+            f"`configs/vae_binarized_mnist.py` (784-400-{latents}-400-784 MLP, ReLU, Bernoulli decoder, Adam 1e-3, "
+            f"batch 128), trained for {epochs} epochs on the 50,000 training images (the config's default is 50 epochs; "
+            f"{epochs} fit the time budget of this experiment). Test negative ELBO {final['neg_elbo']:.2f} nats "
+            f"(reconstruction {final['reconstruction']:.2f} + KL {final['kl']:.2f}, one posterior sample per image); "
+            f"{active['active_units']} of {latents} latent units active. NLL = -L_k, the importance-sampled estimate "
+            f"with k samples from q(z|x) (`metrics.vae_log_likelihood`), on {len(test_images):,} test images; the "
+            "standard error is over images.",
+            common.markdown_table(
+                ["k", "test NLL (nats)", "standard error", "time (s)"],
+                [[r["k"], f"{r['nll']:.2f}", f"{r['standard_error']:.2f}", f"{r['seconds']:.1f}"] for r in results],
+            ),
+            "Published test NLLs on the same data (evaluated with k = 5000 importance samples; their k is the number "
+            "of samples in the *training* objective, not in the evaluation):",
+            common.markdown_table(["model", "test NLL (nats)"], [[s, f"{v:.2f}"] for s, v in PUBLISHED]),
+            (
+                f"The estimate falls with k as it should (L_k is non-decreasing in k in expectation): {nlls[0]:.2f} nats "
+                f"at k = {ks[0]} (the ELBO) to {best['nll']:.2f} at k = {best['k']}."
+                if decreasing
+                else "The estimates do not fall monotonically with k here (the difference is within their noise): "
+                + ", ".join(f"{r['nll']:.2f} at k = {r['k']}" for r in results)
+                + "."
+            )
+            + f" At k = {best['k']} this model is {gap:+.2f} nats from the published 1-layer VAE ({PUBLISHED[0][1]}): "
+            "the published models were trained for thousands of epochs (Burda et al.: 3,280 passes, two tanh layers of "
+            f"200 units, 50 latents) against {epochs} epochs here, so a gap is expected.",
+        ]
+    )
     common.write_results(NAME, numbers, markdown)
 
 

@@ -21,8 +21,10 @@ def main(argv):
     fitted = pca.fit(x, 1, center=False)  # the lecture's data are already centred
     encoded = np.asarray(pca.encode(fitted, x))
     decoded = np.asarray(pca.decode(fitted, encoded))
-    rows = [[name, f"({a:.2f}, {b:.2f})", f"{z:.2f}", f"({u:.2f}, {v:.2f})"]
-            for name, (a, b), z, (u, v) in zip(POINTS, x, encoded[:, 0], decoded)]
+    rows = [
+        [name, f"({a:.2f}, {b:.2f})", f"{z:.2f}", f"({u:.2f}, {v:.2f})"]
+        for name, (a, b), z, (u, v) in zip(POINTS, x, encoded[:, 0], decoded)
+    ]
     component = np.asarray(fitted.components[0])
 
     fig = Figure(figsize=(5, 5))
@@ -40,16 +42,22 @@ def main(argv):
     ax.set_title("PCA of the lecture's 5 points, 1 component")
     fig.savefig(common.output_path("pca_table.png"), dpi=100, bbox_inches="tight")
 
-    numbers = {"component": component.tolist(), "explained_variance_ratio": float(fitted.explained_variance_ratio[0]),
-               "encoded": encoded[:, 0].tolist(), "decoded": decoded.tolist()}
-    markdown = "\n\n".join([
-        "## PCA: the lecture's worked 2-D example",
-        common.markdown_table(["point", "initial", "encoded", "decoded"], rows),
-        f"Principal component ({component[0]:.4f}, {component[1]:.4f}) (first coordinate positive), explaining "
-        f"{numbers['explained_variance_ratio']:.1%} of the variance. The table equals the lecture's at 2 decimals "
-        "(checked by `tests/test_pca.py`).",
-        "![points, principal axis and projections](pca_table.png)",
-    ])
+    numbers = {
+        "component": component.tolist(),
+        "explained_variance_ratio": float(fitted.explained_variance_ratio[0]),
+        "encoded": encoded[:, 0].tolist(),
+        "decoded": decoded.tolist(),
+    }
+    markdown = "\n\n".join(
+        [
+            "## PCA: the lecture's worked 2-D example",
+            common.markdown_table(["point", "initial", "encoded", "decoded"], rows),
+            f"Principal component ({component[0]:.4f}, {component[1]:.4f}) (first coordinate positive), explaining "
+            f"{numbers['explained_variance_ratio']:.1%} of the variance. The table equals the lecture's at 2 decimals "
+            "(checked by `tests/test_pca.py`).",
+            "![points, principal axis and projections](pca_table.png)",
+        ]
+    )
     common.write_results("pca_table", numbers, markdown)
 
 

@@ -56,9 +56,13 @@ def basis_stats(basis: np.ndarray) -> dict[str, float]:
     norms = np.linalg.norm(basis, axis=1)
     unit = basis / norms[:, None]
     deviation = lambda b: float(np.linalg.norm(b @ b.T - np.eye(e)) / math.sqrt(e))
-    return {"gram_deviation": deviation(basis), "normalised_gram_deviation": deviation(unit),
-            "gram_condition": float(np.linalg.cond(basis @ basis.T)),
-            "row_norm_min": float(norms.min()), "row_norm_max": float(norms.max())}
+    return {
+        "gram_deviation": deviation(basis),
+        "normalised_gram_deviation": deviation(unit),
+        "gram_condition": float(np.linalg.cond(basis @ basis.T)),
+        "row_norm_min": float(norms.min()),
+        "row_norm_max": float(norms.max()),
+    }
 
 
 def abs_cosines(basis: np.ndarray, components: np.ndarray) -> np.ndarray:
@@ -85,8 +89,10 @@ def save_bases_figure(path, components, basis, shape, dataset):
     _image_row(axes[1], basis, shape, "linear AE\ndecoder rows")
     for i in range(e):
         axes[0, i].set_title(str(i + 1), fontsize=8)
-    fig.suptitle(f"{dataset}: the same {e}-dimensional subspace, two bases (red > 0 > blue, each image scaled "
-                 "to its own range)", fontsize=9)
+    fig.suptitle(
+        f"{dataset}: the same {e}-dimensional subspace, two bases (red > 0 > blue, each image scaled to its own range)",
+        fontsize=9,
+    )
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
@@ -144,16 +150,24 @@ def main(argv):
 
     pca_error, ae_error = pca_metrics["squared_error"], ae_metrics["squared_error"]
     numbers = {
-        "dataset": dataset, "latents": latents, "epochs": epochs, "learning_rate": learning_rate,
-        "principal_angles_degrees": angles, "max_angle_degrees": float(angles.max()),
+        "dataset": dataset,
+        "latents": latents,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "principal_angles_degrees": angles,
+        "max_angle_degrees": float(angles.max()),
         "mean_angle_degrees": float(angles.mean()),
-        "pca_test_squared_error": pca_error, "ae_test_squared_error": ae_error,
+        "pca_test_squared_error": pca_error,
+        "ae_test_squared_error": ae_error,
         "relative_error_difference": (ae_error - pca_error) / pca_error,
         "pca_explained_variance_ratio": float(np.sum(fitted.explained_variance_ratio)),
-        "ae_basis": basis_stats(basis), "pca_basis": basis_stats(components),
-        "best_abs_cosine_per_ae_vector": best, "mean_best_abs_cosine": float(best.mean()),
+        "ae_basis": basis_stats(basis),
+        "pca_basis": basis_stats(components),
+        "best_abs_cosine_per_ae_vector": best,
+        "mean_best_abs_cosine": float(best.mean()),
         "min_best_abs_cosine": float(best.min()),
-        "ae_code_variance": ae_code_variance, "pca_code_variance": pca_code_variance,
+        "ae_code_variance": ae_code_variance,
+        "pca_code_variance": pca_code_variance,
         "ae_code_variance_decreasing": bool(np.all(np.diff(ae_code_variance) <= 0)),
     }
 
@@ -164,40 +178,64 @@ def main(argv):
     ae_stats, pca_stats = numbers["ae_basis"], numbers["pca_basis"]
     same = angles.max() < 5 and abs(numbers["relative_error_difference"]) < 0.01
     different = best.mean() < 0.9 and ae_stats["normalised_gram_deviation"] > 0.1
-    verdict = ("Supports the lecture: the same subspace (all principal angles below 5 degrees) and the same "
-               "reconstruction error (within 1%), but a basis that is neither orthonormal nor the PCA basis."
-               if same and different else
-               "Does not fully support the lecture's claim with these settings "
-               f"(same subspace and error: {same}; different basis: {different}); train longer "
-               "(`--epochs`) or check the learning rate.")
-    markdown = "\n\n".join([
-        f"## PCA vs a linear autoencoder ({dataset}, {latents} latents)",
-        f"PCA (`jnp.linalg.eigh` of the covariance) and the linear autoencoder of `configs/linear_ae.py` "
-        f"(one affine layer each way, squared error; {epochs} epochs, Adam, cosine learning rate from "
-        f"{learning_rate:g}), trained on the {dataset} training split. Errors are squared errors per test image.",
-        common.markdown_table(["", "PCA", "linear AE"], [
-            ["test squared error per image", f"{pca_error:.4f}", f"{ae_error:.4f}"],
-            ["‖B Bᵀ − I‖_F / ‖I‖_F (rows as they are)", pca_stats["gram_deviation"], ae_stats["gram_deviation"]],
-            ["same, rows normalised to length 1", pca_stats["normalised_gram_deviation"],
-             ae_stats["normalised_gram_deviation"]],
-            ["condition number of B Bᵀ", pca_stats["gram_condition"], ae_stats["gram_condition"]],
-            ["basis vector lengths (min - max)", f"{pca_stats['row_norm_min']:.3g} - {pca_stats['row_norm_max']:.3g}",
-             f"{ae_stats['row_norm_min']:.3g} - {ae_stats['row_norm_max']:.3g}"],
-            ["code variances ordered (decreasing)", "yes", "yes" if numbers["ae_code_variance_decreasing"] else "no"],
-        ]),
-        common.markdown_table(["subspace comparison", "value"], [
-            ["largest principal angle (degrees)", float(angles.max())],
-            ["mean principal angle (degrees)", float(angles.mean())],
-            ["relative difference of the test errors (AE - PCA) / PCA", numbers["relative_error_difference"]],
-            ["mean over AE basis vectors of the best \\|cos\\| with a PCA component", float(best.mean())],
-            ["smallest such best \\|cos\\|", float(best.min())],
-        ]),
-        f"{verdict} (PCA explains {numbers['pca_explained_variance_ratio']:.1%} of the training variance.) "
-        "B is the matrix whose rows are the basis vectors: the PCA components, or the rows of the AE "
-        "decoder's kernel (x_hat = z B + b).",
-        f"![PCA components and linear AE decoder rows]({NAME}_bases.png)",
-        f"![|cosine| between the bases and the principal angles]({NAME}_overlap.png)",
-    ])
+    verdict = (
+        "Supports the lecture: the same subspace (all principal angles below 5 degrees) and the same "
+        "reconstruction error (within 1%), but a basis that is neither orthonormal nor the PCA basis."
+        if same and different
+        else "Does not fully support the lecture's claim with these settings "
+        f"(same subspace and error: {same}; different basis: {different}); train longer "
+        "(`--epochs`) or check the learning rate."
+    )
+    markdown = "\n\n".join(
+        [
+            f"## PCA vs a linear autoencoder ({dataset}, {latents} latents)",
+            f"PCA (`jnp.linalg.eigh` of the covariance) and the linear autoencoder of `configs/linear_ae.py` "
+            f"(one affine layer each way, squared error; {epochs} epochs, Adam, cosine learning rate from "
+            f"{learning_rate:g}), trained on the {dataset} training split. Errors are squared errors per test image.",
+            common.markdown_table(
+                ["", "PCA", "linear AE"],
+                [
+                    ["test squared error per image", f"{pca_error:.4f}", f"{ae_error:.4f}"],
+                    [
+                        "‖B Bᵀ − I‖_F / ‖I‖_F (rows as they are)",
+                        pca_stats["gram_deviation"],
+                        ae_stats["gram_deviation"],
+                    ],
+                    [
+                        "same, rows normalised to length 1",
+                        pca_stats["normalised_gram_deviation"],
+                        ae_stats["normalised_gram_deviation"],
+                    ],
+                    ["condition number of B Bᵀ", pca_stats["gram_condition"], ae_stats["gram_condition"]],
+                    [
+                        "basis vector lengths (min - max)",
+                        f"{pca_stats['row_norm_min']:.3g} - {pca_stats['row_norm_max']:.3g}",
+                        f"{ae_stats['row_norm_min']:.3g} - {ae_stats['row_norm_max']:.3g}",
+                    ],
+                    [
+                        "code variances ordered (decreasing)",
+                        "yes",
+                        "yes" if numbers["ae_code_variance_decreasing"] else "no",
+                    ],
+                ],
+            ),
+            common.markdown_table(
+                ["subspace comparison", "value"],
+                [
+                    ["largest principal angle (degrees)", float(angles.max())],
+                    ["mean principal angle (degrees)", float(angles.mean())],
+                    ["relative difference of the test errors (AE - PCA) / PCA", numbers["relative_error_difference"]],
+                    ["mean over AE basis vectors of the best \\|cos\\| with a PCA component", float(best.mean())],
+                    ["smallest such best \\|cos\\|", float(best.min())],
+                ],
+            ),
+            f"{verdict} (PCA explains {numbers['pca_explained_variance_ratio']:.1%} of the training variance.) "
+            "B is the matrix whose rows are the basis vectors: the PCA components, or the rows of the AE "
+            "decoder's kernel (x_hat = z B + b).",
+            f"![PCA components and linear AE decoder rows]({NAME}_bases.png)",
+            f"![|cosine| between the bases and the principal angles]({NAME}_overlap.png)",
+        ]
+    )
     common.write_results(NAME, numbers, markdown)
 
 

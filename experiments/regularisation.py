@@ -100,12 +100,24 @@ def main(argv):
         # The reference codes are posterior samples (one per training image): the latents the
         # decoder was trained on, so the region the VAE fills (not only its posterior means).
         train_codes = common.posterior_samples(mean, std, jax.random.fold_in(key, 2))
-        comp = metrics.completeness(decode, classifier, train_codes, test_images, jax.random.fold_in(key, 1),
-                                    num_samples=REG_SAMPLES.value, latent_distributions=("standard_normal",))
+        comp = metrics.completeness(
+            decode,
+            classifier,
+            train_codes,
+            test_images,
+            jax.random.fold_in(key, 1),
+            num_samples=REG_SAMPLES.value,
+            latent_distributions=("standard_normal",),
+        )
         runs[(beta, c)] = {
-            "beta": beta, "c": c, "squared_error": final["squared_error"], "kl": final["kl"],
-            "neg_elbo": final["neg_elbo"], "active_units": active["active_units"],
-            "posterior_std": float(std.mean()), "mean_spread": float(np.sqrt(mean.var(axis=0).mean())),
+            "beta": beta,
+            "c": c,
+            "squared_error": final["squared_error"],
+            "kl": final["kl"],
+            "neg_elbo": final["neg_elbo"],
+            "active_units": active["active_units"],
+            "posterior_std": float(std.mean()),
+            "mean_spread": float(np.sqrt(mean.var(axis=0).mean())),
             "confidence_ratio": comp["standard_normal"]["confidence_ratio"],
             "empty_fraction": comp["standard_normal"]["empty_fraction"],
         }
@@ -114,8 +126,7 @@ def main(argv):
     c_rows = [runs[(1.0, c)] for c in variances]
     fig = Figure(figsize=(11, 7))
     axes = fig.subplots(2, 2, sharex="col")
-    _plot_sweep(axes[:, 0], betas, beta_rows, f"KL weight beta (c = {fixed_c:g})", log_x=False,
-                latents=latents)
+    _plot_sweep(axes[:, 0], betas, beta_rows, f"KL weight beta (c = {fixed_c:g})", log_x=False, latents=latents)
     _plot_sweep(axes[:, 1], variances, c_rows, "decoder variance c (beta = 1)", log_x=True, latents=latents)
     axes[0, 0].set_title("sweep of beta")
     axes[0, 1].set_title("sweep of c")
@@ -123,11 +134,34 @@ def main(argv):
     fig.tight_layout()
     fig.savefig(common.output_path(f"{NAME}_sweep.png"), dpi=100, bbox_inches="tight")
 
-    header = ["beta", "c", "test squared error", "KL (nats)", "active units", "posterior std (mean)",
-              "spread of posterior means", "prior samples: confidence ratio", "prior samples: empty fraction"]
-    table = lambda rows: common.markdown_table(header, [
-        [f"{r['beta']:g}", f"{r['c']:g}", r["squared_error"], r["kl"], f"{r['active_units']}/{latents}",
-         r["posterior_std"], r["mean_spread"], r["confidence_ratio"], r["empty_fraction"]] for r in rows])
+    header = [
+        "beta",
+        "c",
+        "test squared error",
+        "KL (nats)",
+        "active units",
+        "posterior std (mean)",
+        "spread of posterior means",
+        "prior samples: confidence ratio",
+        "prior samples: empty fraction",
+    ]
+    table = lambda rows: common.markdown_table(
+        header,
+        [
+            [
+                f"{r['beta']:g}",
+                f"{r['c']:g}",
+                r["squared_error"],
+                r["kl"],
+                f"{r['active_units']}/{latents}",
+                r["posterior_std"],
+                r["mean_spread"],
+                r["confidence_ratio"],
+                r["empty_fraction"],
+            ]
+            for r in rows
+        ],
+    )
 
     def monotone(rows, key, increasing):
         values = [r[key] for r in rows]
@@ -144,49 +178,71 @@ def main(argv):
         "beta sweep: posterior means move closer together": monotone(beta_rows, "mean_spread", False),
     }
     failed = [text for text, ok in checks.items() if not ok]
-    verdict = ("Every trend the lecture predicts holds: a larger beta or c trades reconstruction for a smaller KL "
-               "and no more (usually fewer) active latent dimensions." if not failed else
-               "Not every trend holds in these short runs: " + "; ".join(failed) + ".")
+    verdict = (
+        "Every trend the lecture predicts holds: a larger beta or c trades reconstruction for a smaller KL "
+        "and no more (usually fewer) active latent dimensions."
+        if not failed
+        else "Not every trend holds in these short runs: " + "; ".join(failed) + "."
+    )
     beta0, last = runs.get((0.0, fixed_c)), runs[(betas[-1], fixed_c)]
     if beta0 is not None:
-        verdict += (f" Without the KL term (beta = 0) the mean posterior std is {beta0['posterior_std']:.3g} and the "
-                    f"spread of the posterior means {beta0['mean_spread']:.3g} per dimension; at beta = {betas[-1]:g} "
-                    f"they are {last['posterior_std']:.3g} and {last['mean_spread']:.3g} (the lecture: unregularised "
-                    "posteriors become point-like and far apart; the KL term widens them and pulls them together). "
-                    f"Prior samples in empty regions: {beta0['empty_fraction']:.0%} at beta = 0, "
-                    f"{last['empty_fraction']:.0%} at beta = {betas[-1]:g}"
-                    + (" (the KL term makes N(0, I) a better sampler)." if last["empty_fraction"] < beta0["empty_fraction"]
-                       else " (this nearest-neighbour measure does not show the KL term filling the prior here).")
-)
+        verdict += (
+            f" Without the KL term (beta = 0) the mean posterior std is {beta0['posterior_std']:.3g} and the "
+            f"spread of the posterior means {beta0['mean_spread']:.3g} per dimension; at beta = {betas[-1]:g} "
+            f"they are {last['posterior_std']:.3g} and {last['mean_spread']:.3g} (the lecture: unregularised "
+            "posteriors become point-like and far apart; the KL term widens them and pulls them together). "
+            f"Prior samples in empty regions: {beta0['empty_fraction']:.0%} at beta = 0, "
+            f"{last['empty_fraction']:.0%} at beta = {betas[-1]:g}"
+            + (
+                " (the KL term makes N(0, I) a better sampler)."
+                if last["empty_fraction"] < beta0["empty_fraction"]
+                else " (this nearest-neighbour measure does not show the KL term filling the prior here)."
+            )
+        )
     ratios = [r["confidence_ratio"] for r in beta_rows + c_rows]
     if max(ratios) - min(ratios) < 0.05:
-        verdict += (" The classifier's confidence on prior samples barely changes with beta or c (ratios "
-                    + ", ".join(f"{r:.2f}" for r in ratios) + "): here it is not a sensitive measure of sample quality.")
+        verdict += (
+            " The classifier's confidence on prior samples barely changes with beta or c (ratios "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + "): here it is not a sensitive measure of sample quality."
+        )
     twins = [(b, c) for (b, c) in runs for (b2, c2) in runs if b == 1.0 and b2 != 1.0 and b2 * c2 == c]
     if twins:
-        verdict += (" Only the product beta * c matters to the optimiser: the loss of (beta, c) is beta times that of "
-                    "(1, beta * c) plus a constant, and Adam's updates do not change when the loss is scaled, so "
-                    "runs with the same product coincide up to Adam's epsilon (here " + ", ".join(
-                        f"beta = 1, c = {c:g}" for _, c in twins) + ").")
-    numbers = {"dataset": dataset, "latents": latents, "epochs": epochs, "fixed_c": fixed_c,
-               "beta_sweep": beta_rows, "c_sweep": c_rows, "checks": checks}
-    markdown = "\n\n".join([
-        f"## Regularisation: the KL weight beta and the decoder variance c ({dataset})",
-        f"MLP VAEs (`configs/vae.py`) with {latents} latents, {epochs} epochs each. Loss: ||x - f(z)||^2 / (2c) + "
-        "beta * KL (+ const.). Squared error and KL are test means per image; a latent dimension is active when "
-        "the variance over test images of its posterior mean exceeds 0.01; posterior std is the mean over training "
-        "images and dimensions of q(z|x)'s standard deviation, and the spread of the posterior means the RMS over "
-        "dimensions of their std over training images (an aggregate posterior matching N(0, I) needs spread² + posterior variance ≈ 1 per dimension); completeness decodes "
-        f"{REG_SAMPLES.value} samples of the prior N(0, I) (classifier confidence relative to real test images; "
-        "fraction farther from every code than 99% of the codes are from their nearest neighbour, the codes being "
-        "one posterior sample per training image).",
-        f"Sweep of beta (c = {fixed_c:g}):",
-        table(beta_rows),
-        "Sweep of c (beta = 1):",
-        table(c_rows),
-        verdict,
-        f"![the sweeps]({NAME}_sweep.png)",
-    ])
+        verdict += (
+            " Only the product beta * c matters to the optimiser: the loss of (beta, c) is beta times that of "
+            "(1, beta * c) plus a constant, and Adam's updates do not change when the loss is scaled, so "
+            "runs with the same product coincide up to Adam's epsilon (here "
+            + ", ".join(f"beta = 1, c = {c:g}" for _, c in twins)
+            + ")."
+        )
+    numbers = {
+        "dataset": dataset,
+        "latents": latents,
+        "epochs": epochs,
+        "fixed_c": fixed_c,
+        "beta_sweep": beta_rows,
+        "c_sweep": c_rows,
+        "checks": checks,
+    }
+    markdown = "\n\n".join(
+        [
+            f"## Regularisation: the KL weight beta and the decoder variance c ({dataset})",
+            f"MLP VAEs (`configs/vae.py`) with {latents} latents, {epochs} epochs each. Loss: ||x - f(z)||^2 / (2c) + "
+            "beta * KL (+ const.). Squared error and KL are test means per image; a latent dimension is active when "
+            "the variance over test images of its posterior mean exceeds 0.01; posterior std is the mean over training "
+            "images and dimensions of q(z|x)'s standard deviation, and the spread of the posterior means the RMS over "
+            "dimensions of their std over training images (an aggregate posterior matching N(0, I) needs spread² + posterior variance ≈ 1 per dimension); completeness decodes "
+            f"{REG_SAMPLES.value} samples of the prior N(0, I) (classifier confidence relative to real test images; "
+            "fraction farther from every code than 99% of the codes are from their nearest neighbour, the codes being "
+            "one posterior sample per training image).",
+            f"Sweep of beta (c = {fixed_c:g}):",
+            table(beta_rows),
+            "Sweep of c (beta = 1):",
+            table(c_rows),
+            verdict,
+            f"![the sweeps]({NAME}_sweep.png)",
+        ]
+    )
     common.write_results(NAME, numbers, markdown)
 
 

@@ -63,7 +63,10 @@ def main(argv):
     with open(path, "w") as f:
         f.write(markdown)
     done = len(SECTIONS) - len(missing)
-    print(f"Wrote {path}: {done} of {len(SECTIONS)} sections" + (f"; not run yet: {', '.join(missing)}" if missing else "."))
+    print(
+        f"Wrote {path}: {done} of {len(SECTIONS)} sections"
+        + (f"; not run yet: {', '.join(missing)}" if missing else ".")
+    )
 
 
 if __name__ == "__main__":

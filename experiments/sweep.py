@@ -22,10 +22,17 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a sweep config file in configs/sweeps/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory of the sweep (one sub-directory per member; resumes if it holds one).")
 flags.mark_flags_as_required(["config", "workdir"])
-flags.DEFINE_enum("execution", "auto", loop.EXECUTIONS, "How a group's members train together: vmap (one vmapped "
-                  "program), in_turn (one after another, each with a run's own program), or auto (vmap on an "
-                  "accelerator or for small models; see vae_jax.loop.choose_execution).")
-flags.DEFINE_string("coordinator_address", None, "Multi-process sweeps: HOST:PORT of process 0 (as in experiments.train).")
+flags.DEFINE_enum(
+    "execution",
+    "auto",
+    loop.EXECUTIONS,
+    "How a group's members train together: vmap (one vmapped "
+    "program), in_turn (one after another, each with a run's own program), or auto (vmap on an "
+    "accelerator or for small models; see vae_jax.loop.choose_execution).",
+)
+flags.DEFINE_string(
+    "coordinator_address", None, "Multi-process sweeps: HOST:PORT of process 0 (as in experiments.train)."
+)
 flags.DEFINE_integer("num_processes", None, "Multi-process sweeps: how many processes take part.")
 flags.DEFINE_integer("process_id", None, "Multi-process sweeps: this process's index (0 writes the results).")
 

@@ -27,11 +27,18 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures (resumes if it holds a run).")
 flags.mark_flags_as_required(["config", "workdir"])
-flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0, where it serves "
-                    "jax.distributed's coordinator (the same in every process). Detected under SLURM / Open MPI.")
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "Multi-process runs: HOST:PORT of process 0, where it serves "
+    "jax.distributed's coordinator (the same in every process). Detected under SLURM / Open MPI.",
+)
 flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes take part.")
-flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index, 0 .. num_processes - 1 "
-                     "(0 writes the logs, figures and config.json).")
+flags.DEFINE_integer(
+    "process_id",
+    None,
+    "Multi-process runs: this process's index, 0 .. num_processes - 1 (0 writes the logs, figures and config.json).",
+)
 
 
 def main(argv):

@@ -14,8 +14,17 @@ IMAGE = (8, 8, 1)
 
 
 def small_vae(kernel=5, hidden_layers=1):
-    return models.VAE((16,), (16,), 3, IMAGE, output_activation="none", autoregressive_features=8,
-                      autoregressive_kernel=kernel, autoregressive_layers=hidden_layers, autoregressive_z_features=2)
+    return models.VAE(
+        (16,),
+        (16,),
+        3,
+        IMAGE,
+        output_activation="none",
+        autoregressive_features=8,
+        autoregressive_kernel=kernel,
+        autoregressive_layers=hidden_layers,
+        autoregressive_z_features=2,
+    )
 
 
 def binary_images(n, seed=0):

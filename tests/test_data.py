@@ -451,8 +451,7 @@ def test_tfds_route_with_mock_data(tmp_path):
             assert s.labels.shape == (6,) and s.labels.dtype == np.int32
             assert 0 <= s.labels.min() and s.labels.max() <= 9
 
-        binary = load_dataset("fashion_mnist", data_dir=str(tmp_path / "b"), download=True,
-                              binarize="static")
+        binary = load_dataset("fashion_mnist", data_dir=str(tmp_path / "b"), download=True, binarize="static")
         assert set(np.unique(binary["train"].images)) <= {0.0, 1.0}
 
         # Mock binarized_mnist images are random uint8 (not 0/1): rejected by validation.

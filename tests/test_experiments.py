@@ -21,8 +21,15 @@ from experiments import common, latent_space, likelihood, pca_vs_linear_ae, regu
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LECTURE = ["experiments.common", "experiments.pca_table", "experiments.pca_vs_linear_ae", "experiments.latent_space",
-           "experiments.regularisation", "experiments.likelihood", "experiments.report"]
+LECTURE = [
+    "experiments.common",
+    "experiments.pca_table",
+    "experiments.pca_vs_linear_ae",
+    "experiments.latent_space",
+    "experiments.regularisation",
+    "experiments.likelihood",
+    "experiments.report",
+]
 
 # Imports argv[1:] in order (as one test process may), then checks the lecture scripts' --workdir.
 WORKDIR_CHECK = """
@@ -104,8 +111,16 @@ def test_latent_space(tmp_path):
 
 
 def test_regularisation(tmp_path):
-    numbers = run_experiment(regularisation, tmp_path, dataset="digits", epochs=1, latents=3, betas=["0", "1"],
-                             variances=["0.05", "0.2"], reg_samples=50)
+    numbers = run_experiment(
+        regularisation,
+        tmp_path,
+        dataset="digits",
+        epochs=1,
+        latents=3,
+        betas=["0", "1"],
+        variances=["0.05", "0.2"],
+        reg_samples=50,
+    )
     assert [r["beta"] for r in numbers["beta_sweep"]] == [0, 1]
     assert [r["c"] for r in numbers["c_sweep"]] == [0.05, 0.2]
     assert numbers["beta_sweep"][1] == numbers["c_sweep"][0]  # the shared run beta = 1, c = 0.05
@@ -139,13 +154,27 @@ def test_report_joins_sections_in_lecture_order_and_lists_missing_ones(tmp_path)
     assert "not run yet: `python -m experiments.regularisation" not in text
 
 
-@pytest.mark.parametrize("modules", [LECTURE, ["experiments.train", *LECTURE], [*LECTURE, "experiments.train"],
-                                     ["experiments.evaluate", *LECTURE], [*LECTURE, "experiments.evaluate"]],
-                         ids=["lecture", "train-first", "train-last", "evaluate-first", "evaluate-last"])
+@pytest.mark.parametrize(
+    "modules",
+    [
+        LECTURE,
+        ["experiments.train", *LECTURE],
+        [*LECTURE, "experiments.train"],
+        ["experiments.evaluate", *LECTURE],
+        [*LECTURE, "experiments.evaluate"],
+    ],
+    ids=["lecture", "train-first", "train-last", "evaluate-first", "evaluate-last"],
+)
 def test_workdir_flag_is_one_definition_shared_with_train_and_evaluate(tmp_path, modules):
     """The lecture scripts' --workdir and that of experiments.train/evaluate import into one process
     (no DuplicateFlagError) in either order, and the lecture default stays runs/lecture."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", WORKDIR_CHECK, *modules], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", WORKDIR_CHECK, *modules],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

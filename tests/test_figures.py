@@ -13,9 +13,18 @@ import pytest
 from vae_jax import figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = ("vae_jax.figures", "vae_jax.train", "experiments.common", "experiments.pca_table",
-           "experiments.pca_vs_linear_ae", "experiments.latent_space", "experiments.regularisation",
-           "experiments.likelihood", "experiments.report", "experiments.evaluate")
+MODULES = (
+    "vae_jax.figures",
+    "vae_jax.train",
+    "experiments.common",
+    "experiments.pca_table",
+    "experiments.pca_vs_linear_ae",
+    "experiments.latent_space",
+    "experiments.regularisation",
+    "experiments.likelihood",
+    "experiments.report",
+    "experiments.evaluate",
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Run in a fresh process: the backend is process-global, and pytest's own process may have set it.
@@ -47,8 +56,14 @@ def assert_png(path):
 def test_importing_figures_and_lecture_scripts_keeps_the_backend(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("MPLBACKEND", None)
-    result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(tmp_path), *MODULES], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BACKEND_CHECK, str(tmp_path), *MODULES],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 

@@ -77,8 +77,8 @@ class TestImportanceSampledLogLikelihood:
         m = linear_gaussian
         x = m.sample(13)
         result = metrics.importance_sampled_log_likelihood(
-            m.encode, m.log_likelihood, x, jax.random.key(0), num_samples=num_samples, sample_chunk=64,
-            data_chunk=4)  # 5 sample chunks for k = 300 (the last one partial), 4 data chunks
+            m.encode, m.log_likelihood, x, jax.random.key(0), num_samples=num_samples, sample_chunk=64, data_chunk=4
+        )  # 5 sample chunks for k = 300 (the last one partial), 4 data chunks
         truth = m.log_px(x)
         np.testing.assert_allclose(result["per_example"], truth, atol=1e-4)
         assert result["per_example"].shape == (13,)
@@ -96,8 +96,8 @@ class TestImportanceSampledLogLikelihood:
         truth = m.log_px(x).mean()
         estimates = {
             k: metrics.importance_sampled_log_likelihood(
-                m.wrong_encode, m.log_likelihood, x, jax.random.key(1), num_samples=k, sample_chunk=64,
-                data_chunk=25)["log_likelihood"]
+                m.wrong_encode, m.log_likelihood, x, jax.random.key(1), num_samples=k, sample_chunk=64, data_chunk=25
+            )["log_likelihood"]
             for k in (1, 100, 2000)
         }
         assert estimates[1] < estimates[100] < estimates[2000] <= truth + 0.02
@@ -107,28 +107,35 @@ class TestImportanceSampledLogLikelihood:
     def test_equals_iwae_bound_on_the_documented_samples_whatever_the_chunking(self, linear_gaussian):
         m = linear_gaussian
         x, k, key = m.sample(11), 50, jax.random.key(3)
-        whole = metrics.importance_sampled_log_likelihood(m.wrong_encode, m.log_likelihood, x, key,
-                                                          num_samples=k, sample_chunk=k, data_chunk=11)
+        whole = metrics.importance_sampled_log_likelihood(
+            m.wrong_encode, m.log_likelihood, x, key, num_samples=k, sample_chunk=k, data_chunk=11
+        )
 
         @jax.jit
         def expected_bound(x, key):
             mean, logvar = m.wrong_encode(x)
             # Sample s of image i: reparameterize(fold_in(fold_in(key, i), s), mean_i, logvar_i).
-            keys = jax.vmap(lambda s: jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, i), s))(
-                jnp.arange(len(x))))(jnp.arange(k))
+            keys = jax.vmap(
+                lambda s: jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, i), s))(jnp.arange(len(x)))
+            )(jnp.arange(k))
             z = jax.vmap(jax.vmap(losses.reparameterize), in_axes=(0, None, None))(keys, mean, logvar)
             return losses.iwae_bound(
-                jax.vmap(m.log_likelihood, in_axes=(None, 0))(x, z), losses.standard_normal_log_prob(z),
-                losses.diagonal_gaussian_log_prob(z, mean, logvar), axis=0)
+                jax.vmap(m.log_likelihood, in_axes=(None, 0))(x, z),
+                losses.standard_normal_log_prob(z),
+                losses.diagonal_gaussian_log_prob(z, mean, logvar),
+                axis=0,
+            )
 
         np.testing.assert_allclose(whole["per_example"], expected_bound(x, key), rtol=1e-6, atol=1e-5)
         # 4 sample chunks (the last one of 2 samples) and 3 data chunks (the last one of 3 images).
-        chunked = metrics.importance_sampled_log_likelihood(m.wrong_encode, m.log_likelihood, x, key,
-                                                            num_samples=k, sample_chunk=16, data_chunk=4)
+        chunked = metrics.importance_sampled_log_likelihood(
+            m.wrong_encode, m.log_likelihood, x, key, num_samples=k, sample_chunk=16, data_chunk=4
+        )
         np.testing.assert_allclose(chunked["per_example"], whole["per_example"], atol=2e-5)
         # An image's estimate does not depend on the other images, and samples are nested in k.
-        alone = metrics.importance_sampled_log_likelihood(m.wrong_encode, m.log_likelihood, x[:5], key,
-                                                          num_samples=k, sample_chunk=16, data_chunk=4)
+        alone = metrics.importance_sampled_log_likelihood(
+            m.wrong_encode, m.log_likelihood, x[:5], key, num_samples=k, sample_chunk=16, data_chunk=4
+        )
         np.testing.assert_allclose(alone["per_example"], whole["per_example"][:5], atol=2e-5)
 
     def test_one_trace_for_all_chunks_all_k_and_new_params(self, linear_gaussian):
@@ -138,19 +145,27 @@ class TestImportanceSampledLogLikelihood:
         x = m.sample(11)
         for scale, k in [(1.0, 10), (0.5, 10), (0.5, 25)]:  # new parameters and k reuse the program
             result = metrics.importance_sampled_log_likelihood(
-                Partial(encode, jnp.float32(scale)), log_likelihood, x, jax.random.key(4), num_samples=k,
-                sample_chunk=3, data_chunk=4)  # 3 data chunks, 4 or 9 sample chunks (the last partial)
+                Partial(encode, jnp.float32(scale)),
+                log_likelihood,
+                x,
+                jax.random.key(4),
+                num_samples=k,
+                sample_chunk=3,
+                data_chunk=4,
+            )  # 3 data chunks, 4 or 9 sample chunks (the last partial)
             assert np.isfinite(result["per_example"]).all() and result["num_samples"] == k
         assert encode.count == 1 and log_likelihood.count == 1
 
     def test_rejects_bad_arguments(self, linear_gaussian):
         m = linear_gaussian
         with pytest.raises(ValueError, match="num_samples"):
-            metrics.importance_sampled_log_likelihood(m.encode, m.log_likelihood, m.sample(2),
-                                                      jax.random.key(0), num_samples=0)
+            metrics.importance_sampled_log_likelihood(
+                m.encode, m.log_likelihood, m.sample(2), jax.random.key(0), num_samples=0
+            )
         with pytest.raises(ValueError, match="empty"):
-            metrics.importance_sampled_log_likelihood(m.encode, m.log_likelihood, np.zeros((0, 4), np.float32),
-                                                      jax.random.key(0), num_samples=2)
+            metrics.importance_sampled_log_likelihood(
+                m.encode, m.log_likelihood, np.zeros((0, 4), np.float32), jax.random.key(0), num_samples=2
+            )
 
 
 class TestVAELogLikelihood:
@@ -161,8 +176,9 @@ class TestVAELogLikelihood:
         init = jax.jit(model.init)  # one compilation instead of many eager ops
         params = init(jax.random.key(1), x, jax.random.key(2))
         config = ml_collections.ConfigDict({"likelihood": "gaussian", "c": 0.1})
-        result = metrics.vae_log_likelihood(model, params, config, x, jax.random.key(3), num_samples=20,
-                                            sample_chunk=8, data_chunk=4)
+        result = metrics.vae_log_likelihood(
+            model, params, config, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
+        )
 
         def encode(x):
             return model.apply(params, x, method=model.encode)
@@ -171,14 +187,16 @@ class TestVAELogLikelihood:
             output = model.apply(params, z, method=model.decode)
             return losses.gaussian_log_likelihood(x.reshape(len(x), -1), output.reshape(len(z), -1), variance=0.1)
 
-        expected = metrics.importance_sampled_log_likelihood(encode, log_likelihood, x, jax.random.key(3),
-                                                             num_samples=20, sample_chunk=8, data_chunk=4)
+        expected = metrics.importance_sampled_log_likelihood(
+            encode, log_likelihood, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
+        )
         np.testing.assert_allclose(result["per_example"], expected["per_example"], rtol=1e-5, atol=1e-4)
         # Parameters are traced: new parameters of the same model reuse the compiled program.
         cache_size = metrics._importance_sampled_chunk._cache_size()
         other = init(jax.random.key(5), x, jax.random.key(2))
-        again = metrics.vae_log_likelihood(model, other, config, x, jax.random.key(3), num_samples=20,
-                                           sample_chunk=8, data_chunk=4)
+        again = metrics.vae_log_likelihood(
+            model, other, config, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
+        )
         assert metrics._importance_sampled_chunk._cache_size() == cache_size
         assert not np.allclose(again["per_example"], result["per_example"])
 
@@ -197,8 +215,9 @@ class TestActiveUnits:
         result = metrics.active_units(encode, x, batch_size=8)  # 5 chunks, the last one padded
         assert result["active_units"] == 2
         np.testing.assert_array_equal(result["active"], [True, False, True, False, False])
-        np.testing.assert_allclose(result["variances"], np.var(x @ mixing + offset, axis=0, dtype=np.float64),
-                                   rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(
+            result["variances"], np.var(x @ mixing + offset, axis=0, dtype=np.float64), rtol=1e-5, atol=1e-12
+        )
         assert result["variances"][1] == result["variances"][4] == 0.0
         assert encode.count == 1
         # The threshold is what separates dimension 3 (variance ~1e-3) from the active ones.
@@ -223,8 +242,7 @@ class TestContinuity:
     def test_linear_decoder_ratios_are_bounded_by_the_singular_values(self, linear_decoder):
         A, singular_values, _ = linear_decoder
         codes = np.random.default_rng(2).normal(size=(20, 3)).astype(np.float32)
-        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(0), num_pairs=32,
-                                    num_steps=10)
+        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(0), num_pairs=32, num_steps=10)
         ratios = result["ratios"]
         assert ratios.shape == (32, 10)
         assert (ratios <= singular_values[0] * (1 + 1e-5)).all()
@@ -239,8 +257,7 @@ class TestContinuity:
     def test_paths_along_the_top_singular_vector_attain_the_operator_norm(self, linear_decoder):
         A, singular_values, vt = linear_decoder
         codes = (np.array([-2.0, -0.5, 1.0, 3.0])[:, None] * vt[0]).astype(np.float32)
-        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(1), num_pairs=32,
-                                    num_steps=5)
+        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(1), num_pairs=32, num_steps=5)
         np.testing.assert_allclose(result["ratios"], singular_values[0], rtol=1e-4)
         assert result["mean_ratio"] == pytest.approx(singular_values[0], rel=1e-4)
         assert result["max_ratio"] == pytest.approx(singular_values[0], rel=1e-4)
@@ -249,16 +266,20 @@ class TestContinuity:
         A, _, _ = linear_decoder
         codes = np.random.default_rng(3).normal(size=(25, 3)).astype(np.float32)
         results = {
-            scale: metrics.continuity(identity, lambda z, s=scale: jnp.tanh((z / s) @ A.T), codes * scale,
-                                      jax.random.key(2), num_pairs=32, num_steps=8)
+            scale: metrics.continuity(
+                identity,
+                lambda z, s=scale: jnp.tanh((z / s) @ A.T),
+                codes * scale,
+                jax.random.key(2),
+                num_pairs=32,
+                num_steps=8,
+            )
             for scale in (1.0, 10.0)
         }
         assert results[10.0]["mean_ratio"] == pytest.approx(results[1.0]["mean_ratio"] / 10, rel=1e-4)
         assert results[10.0]["code_std"] == pytest.approx(results[1.0]["code_std"] * 10, rel=1e-5)
-        assert results[10.0]["mean_ratio_normalised"] == pytest.approx(results[1.0]["mean_ratio_normalised"],
-                                                                       rel=1e-4)
-        assert results[10.0]["max_ratio_normalised"] == pytest.approx(results[1.0]["max_ratio_normalised"],
-                                                                      rel=1e-4)
+        assert results[10.0]["mean_ratio_normalised"] == pytest.approx(results[1.0]["mean_ratio_normalised"], rel=1e-4)
+        assert results[10.0]["max_ratio_normalised"] == pytest.approx(results[1.0]["max_ratio_normalised"], rel=1e-4)
 
     def test_a_step_decoder_jumps(self):
         # d(z) = (1, 1, 1) where z_0 > 0, else 0: every path crossing z_0 = 0 changes in one step;
@@ -274,8 +295,9 @@ class TestContinuity:
         encode = TraceCounter(identity)
         codes = np.random.default_rng(4).normal(size=(21, 3)).astype(np.float32)
         for key in (0, 1):
-            metrics.continuity(encode, decode, codes, jax.random.key(key), num_pairs=32, num_steps=4,
-                               batch_size=8, paths_per_batch=6)
+            metrics.continuity(
+                encode, decode, codes, jax.random.key(key), num_pairs=32, num_steps=4, batch_size=8, paths_per_batch=6
+            )
         assert decode.count == 1 and encode.count == 1
 
 
@@ -315,11 +337,17 @@ class TestEmptyRegions:
         brute = scipy.spatial.distance.cdist(queries, points)
         np.testing.assert_allclose(
             metrics.nearest_neighbour_distances(queries, points, query_chunk=7, point_chunk=10),
-            brute.min(axis=1), rtol=1e-4, atol=1e-4)
+            brute.min(axis=1),
+            rtol=1e-4,
+            atol=1e-4,
+        )
         leave_one_out = scipy.spatial.distance.cdist(points, points) + np.diag(np.full(53, np.inf))
         np.testing.assert_allclose(
             metrics.nearest_neighbour_distances(points, points, exclude_self=True, query_chunk=8, point_chunk=16),
-            leave_one_out.min(axis=1), rtol=1e-4, atol=1e-4)
+            leave_one_out.min(axis=1),
+            rtol=1e-4,
+            atol=1e-4,
+        )
 
     def test_fraction_is_small_in_distribution_and_one_far_away(self):
         rng = np.random.default_rng(1)
@@ -327,8 +355,9 @@ class TestEmptyRegions:
         near = metrics.empty_region_fraction(rng.normal(size=(1000, 2)).astype(np.float32), codes)
         assert near["empty_fraction"] < 0.05
         assert near["threshold"] == pytest.approx(metrics.empty_region_threshold(codes))
-        far = metrics.empty_region_fraction(rng.normal(size=(500, 2)).astype(np.float32) + 10.0, codes,
-                                            threshold=near["threshold"])
+        far = metrics.empty_region_fraction(
+            rng.normal(size=(500, 2)).astype(np.float32) + 10.0, codes, threshold=near["threshold"]
+        )
         assert far["empty_fraction"] == 1.0
 
 
@@ -340,8 +369,16 @@ class TestCompleteness:
         # AE-like codes: a tight cloud far from the origin, so N(0, I) samples fall in empty space
         # while samples of the Gaussian fitted to the codes do not.
         codes = (0.3 * np.random.default_rng(2).normal(size=(1500, 2)) + 10.0).astype(np.float32)
-        result = metrics.completeness(decode, digit_classifier, codes, test_images, jax.random.key(0),
-                                      num_samples=400, max_codes=1000, batch_size=128)
+        result = metrics.completeness(
+            decode,
+            digit_classifier,
+            codes,
+            test_images,
+            jax.random.key(0),
+            num_samples=400,
+            max_codes=1000,
+            batch_size=128,
+        )
         expected_test = metrics.classifier_confidence(digit_classifier, test_images).mean()
         expected_sample = metrics.classifier_confidence(digit_classifier, test_images[5:6])[0]
         assert result["test_confidence"] == pytest.approx(expected_test, rel=1e-6)
@@ -360,13 +397,26 @@ class TestCompleteness:
         codes = metrics.encode_images(Partial(pca_lib.encode, fitted), digits["train"].images, batch_size=512)
         np.testing.assert_allclose(codes, pca_lib.encode(fitted, digits["train"].images), rtol=1e-5, atol=1e-5)
         decode = Partial(lambda params, z: pca_lib.decode(params, z).reshape(len(z), 8, 8, 1), fitted)
-        result = metrics.completeness(decode, digit_classifier, codes, digits["test"].images, jax.random.key(1),
-                                      num_samples=300, latent_distributions=("fitted_gaussian",))
+        result = metrics.completeness(
+            decode,
+            digit_classifier,
+            codes,
+            digits["test"].images,
+            jax.random.key(1),
+            num_samples=300,
+            latent_distributions=("fitted_gaussian",),
+        )
         assert set(result) == {"test_confidence", "empty_threshold", "fitted_gaussian"}
         assert 0.0 <= result["fitted_gaussian"]["empty_fraction"] < 0.2
         assert 0.3 < result["fitted_gaussian"]["confidence_ratio"] <= 1.05
 
     def test_rejects_unknown_distributions(self, digit_classifier, digits):
         with pytest.raises(ValueError, match="Unknown latent distributions"):
-            metrics.completeness(identity, digit_classifier, np.zeros((5, 2), np.float32), digits["test"].images,
-                                 jax.random.key(0), latent_distributions=("uniform",))
+            metrics.completeness(
+                identity,
+                digit_classifier,
+                np.zeros((5, 2), np.float32),
+                digits["test"].images,
+                jax.random.key(0),
+                latent_distributions=("uniform",),
+            )

@@ -1,6 +1,5 @@
 """Model output shapes, parameter counts and the VAE's sampling."""
 
-
 import jax
 import numpy as np
 import pytest
@@ -63,8 +62,9 @@ class TestAutoencoder:
         assert count(params) == dense(784, 10) + dense(10, 784)
         # d(e(a x1 + (1 - a) x2)) = a d(e(x1)) + (1 - a) d(e(x2)) for an affine map.
         mixed = model.apply(params, 0.3 * x[:1] + 0.7 * x[1:2])[0]
-        np.testing.assert_allclose(mixed, 0.3 * model.apply(params, x[:1])[0] + 0.7 * model.apply(params, x[1:2])[0],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            mixed, 0.3 * model.apply(params, x[:1])[0] + 0.7 * model.apply(params, x[1:2])[0], atol=1e-5
+        )
 
 
 def test_build_model_from_config():

@@ -25,7 +25,9 @@ def test_vae_loss_is_reconstruction_plus_beta_kl(setup):
     metrics = objectives.vae_fns(model, config).per_example_metrics(params, x, key, objectives.hyper(config))
     np.testing.assert_allclose(metrics["loss"], metrics["reconstruction"] + 3.0 * metrics["kl"], rtol=1e-5)
     np.testing.assert_allclose(metrics["neg_elbo"], metrics["reconstruction"] + metrics["kl"], rtol=1e-5)
-    half = objectives.vae_fns(model, config).per_example_metrics(params, x, key, objectives.hyper(config)._replace(kl_weight=0.5))
+    half = objectives.vae_fns(model, config).per_example_metrics(
+        params, x, key, objectives.hyper(config)._replace(kl_weight=0.5)
+    )
     np.testing.assert_allclose(half["loss"], metrics["reconstruction"] + 1.5 * metrics["kl"], rtol=1e-5)
 
 
@@ -57,8 +59,20 @@ def test_iwae_bound_tightens_with_more_samples(setup):
     for k in (1, 50):
         config.num_train_samples = k
         fns = objectives.vae_fns(model, config)
-        bounds.append(np.mean([float(jnp.mean(fns.per_example_metrics(params, x, jax.random.fold_in(key, i), objectives.hyper(config))["loss"]))
-                               for i in range(5)]))
+        bounds.append(
+            np.mean(
+                [
+                    float(
+                        jnp.mean(
+                            fns.per_example_metrics(params, x, jax.random.fold_in(key, i), objectives.hyper(config))[
+                                "loss"
+                            ]
+                        )
+                    )
+                    for i in range(5)
+                ]
+            )
+        )
     assert bounds[1] < bounds[0]
 
 
@@ -70,8 +84,11 @@ def test_learned_variance_starts_at_c_and_gets_gradients(kind, setup):
     fns, model = train.model_fns(config, (8, 8, 1))
     params = model.init(jax.random.key(0), x, key)
     params["params"].update({k: v for k, v in fixed_params["params"].items()})
-    np.testing.assert_allclose(fns.per_example_metrics(params, x, key, objectives.hyper(config))["loss"],
-                               fixed.per_example_metrics(fixed_params, x, key, objectives.hyper(config))["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        fns.per_example_metrics(params, x, key, objectives.hyper(config))["loss"],
+        fixed.per_example_metrics(fixed_params, x, key, objectives.hyper(config))["loss"],
+        rtol=1e-5,
+    )
     grads = jax.grad(lambda p: jnp.mean(fns.per_example_metrics(p, x, key, objectives.hyper(config))["loss"]))(params)
     log_variance_grad = grads["params"]["decoder_log_variance"]
     assert log_variance_grad.shape == (() if kind == "scalar" else (8, 8, 1))
@@ -79,7 +96,7 @@ def test_learned_variance_starts_at_c_and_gets_gradients(kind, setup):
 
 
 def test_conv_vae_trains_through_the_same_objective(setup):
-    config, *_ , x, key = setup
+    config, *_, x, key = setup
     config.model.architecture, config.model.conv_features = "conv", (8, 16)
     fns, model = train.model_fns(config, (8, 8, 1))
     params = model.init(jax.random.key(0), x, key)

@@ -27,9 +27,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 1500 // 32  # digits: 1500 training images, batch 32
 EPOCHS = 2
 # `reference_config()` on the command line (plus --config.num_epochs).
-CLI_FLAGS = ["--config=configs/vae.py", "--config.data.name=digits", "--config.model.encoder_hidden=(32,)",
-             "--config.model.decoder_hidden=(32,)", "--config.model.latents=2", "--config.batch_size=32",
-             "--config.eval_batch_size=128", "--config.num_figure_examples=4"]
+CLI_FLAGS = [
+    "--config=configs/vae.py",
+    "--config.data.name=digits",
+    "--config.model.encoder_hidden=(32,)",
+    "--config.model.decoder_hidden=(32,)",
+    "--config.model.latents=2",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=128",
+    "--config.num_figure_examples=4",
+]
 RTOL = 1e-5
 TIMEOUT = 240  # seconds a launch may take before its processes are killed
 
@@ -55,8 +62,13 @@ def cli_env(**extra):
 def start(workdir, env, log_path, *flags):
     """Starts ``python -m experiments.train`` (the config of `reference_config`)."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS, *flags],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS, *flags],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish(processes, logs):
@@ -89,8 +101,9 @@ def runs(tmp_path_factory):
     alongside it in a subprocess, epoch 1 of the same run on 4 simulated CPU devices."""
     root = tmp_path_factory.mktemp("parallel")
     four_devices, log = str(root / "four-devices"), str(root / "four-devices.log")
-    env = cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=4",
-                  PJRT_NPROC="8")  # enough CPU threads that 4 devices' collectives do not starve on 2 cores
+    env = cli_env(
+        XLA_FLAGS="--xla_force_host_platform_device_count=4", PJRT_NPROC="8"
+    )  # enough CPU threads that 4 devices' collectives do not starve on 2 cores
     process = start(four_devices, env, log, "--config.num_epochs=1")
     try:
         assert jax.device_count() == 1
@@ -125,8 +138,10 @@ def relative_difference(a, b):
     """max |a - b| / max |b| (per leaf, the largest over leaves) of two numeric trees."""
     leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
     assert len(leaves_a) == len(leaves_b)
-    return max(float(np.max(np.abs(np.asarray(x, np.float64) - y)) / max(float(np.max(np.abs(y))), 1e-30))
-               for x, y in zip(leaves_a, leaves_b))
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - y)) / max(float(np.max(np.abs(y))), 1e-30))
+        for x, y in zip(leaves_a, leaves_b)
+    )
 
 
 def final_metrics(workdir):
@@ -143,20 +158,26 @@ def compare(workdir, reference, epochs, label):
     ``epochs``: the same metrics.jsonl records (epochs, splits, steps, fields), and within
     RTOL of their scale their values, final_metrics.json (the last epoch's test metrics), and
     the checkpoint's parameters and optimiser state. Returns the largest differences."""
-    records, expected = metric_records(workdir), metric_records(reference)[:2 * epochs]
+    records, expected = metric_records(workdir), metric_records(reference)[: 2 * epochs]
     assert [(r["epoch"], r["split"], r["step"], sorted(r)) for r in records] == [
-        (r["epoch"], r["split"], r["step"], sorted(r)) for r in expected]
+        (r["epoch"], r["split"], r["step"], sorted(r)) for r in expected
+    ]
     final, expected_final = final_metrics(workdir), expected[-1]  # the last epoch's test metrics
     step = epochs * STEPS_PER_EPOCH
     tree, expected_tree = restore_tree(workdir, step), restore_tree(reference, step)
     assert int(tree["step"]) == int(expected_tree["step"]) == step
-    differences = {"metrics": relative_difference(values(records), values(expected)),
-                   "final metrics": relative_difference([final[k] for k in sorted(final)],
-                                                        [expected_final[k] for k in sorted(final)]),
-                   "parameters": relative_difference(tree["params"], expected_tree["params"]),
-                   "optimiser state": relative_difference(tree["opt_state"], expected_tree["opt_state"])}
-    print(f"{label}: max relative difference to one device after {step} steps: "
-          + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()))
+    differences = {
+        "metrics": relative_difference(values(records), values(expected)),
+        "final metrics": relative_difference(
+            [final[k] for k in sorted(final)], [expected_final[k] for k in sorted(final)]
+        ),
+        "parameters": relative_difference(tree["params"], expected_tree["params"]),
+        "optimiser state": relative_difference(tree["opt_state"], expected_tree["opt_state"]),
+    }
+    print(
+        f"{label}: max relative difference to one device after {step} steps: "
+        + ", ".join(f"{name} {value:.1e}" for name, value in differences.items())
+    )
     assert max(differences.values()) < RTOL, differences
     return differences
 
@@ -179,8 +200,17 @@ def test_two_processes_resume_and_match_one_process(runs, tmp_path):
     processes = []
     try:
         for i in range(2):
-            processes.append(start(workdir, cli_env(), logs[i], f"--config.num_epochs={EPOCHS}",
-                                   f"--coordinator_address={address}", "--num_processes=2", f"--process_id={i}"))
+            processes.append(
+                start(
+                    workdir,
+                    cli_env(),
+                    logs[i],
+                    f"--config.num_epochs={EPOCHS}",
+                    f"--coordinator_address={address}",
+                    "--num_processes=2",
+                    f"--process_id={i}",
+                )
+            )
     finally:
         texts = finish(processes, logs)
     for i, text in enumerate(texts):  # each process holds (and copied) only its half of the images
@@ -213,9 +243,14 @@ print("ok")
 def test_rows_split_over_devices_with_padding():
     """10 rows over 4 devices: 3 per device, zero padding at the end; gathered batches equal
     the host's rows."""
-    result = subprocess.run([sys.executable, "-c", SHARD_ROWS_CHECK], cwd=REPO, capture_output=True, text=True,
-                            timeout=TIMEOUT, env=cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=4",
-                                                         PJRT_NPROC="8"))
+    result = subprocess.run(
+        [sys.executable, "-c", SHARD_ROWS_CHECK],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", PJRT_NPROC="8"),
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
@@ -226,8 +261,10 @@ def test_batch_size_must_divide_over_the_devices(monkeypatch, tmp_path):
     workdir = str(tmp_path / "run")
     with pytest.raises(validation.ConfigError) as raised:
         run.train_and_evaluate(config, workdir)
-    assert str(raised.value) == ("--config.batch_size=30 does not divide evenly over the 4 devices (each device "
-                                 "trains on an equal share of every batch): use --config.batch_size=32 (a multiple of 4).")
+    assert str(raised.value) == (
+        "--config.batch_size=30 does not divide evenly over the 4 devices (each device "
+        "trains on an equal share of every batch): use --config.batch_size=32 (a multiple of 4)."
+    )
     assert not os.path.exists(workdir)  # refused before any work
 
 
@@ -256,21 +293,31 @@ def test_sweep_on_four_devices_matches_one_device(execution, tmp_path):
     """A sweep is data parallel like a run: its 2 members on 4 simulated devices (vmapped, or
     in turn) end as on one device, and each member's folder is its run's."""
     sweep_file = tmp_path / "two_betas.py"
-    sweep_file.write_text("from configs import vae\nfrom vae_jax import sweep_spec\n\n\ndef get_config():\n"
-                          "    return vae.get_config()\n\n\ndef get_sweep():\n"
-                          "    return sweep_spec.values('beta', [0.5, 2.0])\n")
+    sweep_file.write_text(
+        "from configs import vae\nfrom vae_jax import sweep_spec\n\n\ndef get_config():\n"
+        "    return vae.get_config()\n\n\ndef get_sweep():\n"
+        "    return sweep_spec.values('beta', [0.5, 2.0])\n"
+    )
     flags = [f"--config={sweep_file}", *CLI_FLAGS[1:], "--config.num_epochs=1", f"--execution={execution}"]
     results, logs = {}, {}
     for devices in (1, 4):
         workdir, log = tmp_path / f"devices{devices}", str(tmp_path / f"devices{devices}.log")
         env = cli_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PJRT_NPROC=str(2 * devices))
         with open(log, "ab") as out:
-            process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", f"--workdir={workdir}", *flags],
-                                       cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "experiments.sweep", f"--workdir={workdir}", *flags],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         [logs[devices]] = finish([process], [log])
         with open(workdir / "sweep_results.json") as f:
             results[devices] = {row["name"]: row["metrics"] for row in json.load(f)["members"]}
-    assert "8 per device on 4 device(s)" in logs[4] and f"trained {'in one vmapped program' if execution == 'vmap' else 'in turn'}" in logs[4]
+    assert (
+        "8 per device on 4 device(s)" in logs[4]
+        and f"trained {'in one vmapped program' if execution == 'vmap' else 'in turn'}" in logs[4]
+    )
     assert sorted(results[4]) == ["beta=0.5", "beta=2.0"]
     for name, metrics in results[1].items():
         for metric, value in metrics.items():

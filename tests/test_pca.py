@@ -42,10 +42,11 @@ class TestAgainstSVD:
         centred = data - data.mean(0)
         _, singular, vt = np.linalg.svd(centred, full_matrices=False)
         # Same subspace: principal angles are zero, i.e. the projections coincide.
-        np.testing.assert_allclose(np.asarray(fitted.components).T @ np.asarray(fitted.components),
-                                   vt[:4].T @ vt[:4], atol=1e-4)
+        np.testing.assert_allclose(
+            np.asarray(fitted.components).T @ np.asarray(fitted.components), vt[:4].T @ vt[:4], atol=1e-4
+        )
         np.testing.assert_allclose(fitted.explained_variance, singular[:4] ** 2 / len(data), rtol=1e-4)
-        np.testing.assert_allclose(fitted.total_variance, (singular ** 2).sum() / len(data), rtol=1e-5)
+        np.testing.assert_allclose(fitted.total_variance, (singular**2).sum() / len(data), rtol=1e-5)
 
     def test_components_orthonormal_and_ordered(self, data):
         fitted = pca.fit(data, 5)

@@ -31,8 +31,13 @@ def init(model, seed=0):
 def brute_force_mixture(z, means, logvars):
     """log (1/K) sum_k N(z; m_k, diag exp(logvar_k)) in float64 numpy, one component at a time."""
     z, means, logvars = (np.asarray(a, np.float64) for a in (z, means, logvars))
-    per_component = np.stack([-0.5 * np.sum((z - m) ** 2 / np.exp(lv) + lv + math.log(2 * math.pi), axis=-1)
-                              for m, lv in zip(means, logvars)], axis=-1)
+    per_component = np.stack(
+        [
+            -0.5 * np.sum((z - m) ** 2 / np.exp(lv) + lv + math.log(2 * math.pi), axis=-1)
+            for m, lv in zip(means, logvars)
+        ],
+        axis=-1,
+    )
     top = per_component.max(axis=-1, keepdims=True)
     return (top + np.log(np.mean(np.exp(per_component - top), axis=-1, keepdims=True)))[..., 0]
 
@@ -72,8 +77,9 @@ def test_vamp_prior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
     assert pseudo.shape == (5, *IMAGE) and 0.0 < float(pseudo.mean()) < 0.1  # near black, as in the paper
     means, logvars = model.apply(params, jnp.clip(pseudo, 0.0, 1.0), method=model.encode)
     z = jax.random.normal(jax.random.key(2), (10, 3))
-    np.testing.assert_allclose(model.apply(params, z, method=model.log_prior), brute_force_mixture(z, means, logvars),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        model.apply(params, z, method=model.log_prior), brute_force_mixture(z, means, logvars), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_mixture_prior_samples_come_from_its_components():
@@ -95,16 +101,22 @@ def test_a_one_component_standard_mixture_gives_the_standard_normal_results(tiny
     params = init(standard)
     mixed = {"params": dict(params["params"], prior_means=jnp.zeros((1, 3)), prior_logvars=jnp.zeros((1, 3)))}
     x = binary_images(64, seed=4)
-    closed = objectives.vae_fns(standard, config).per_example_metrics(params, x, jax.random.key(5), objectives.hyper(config))
+    closed = objectives.vae_fns(standard, config).per_example_metrics(
+        params, x, jax.random.key(5), objectives.hyper(config)
+    )
     sampled_fns = objectives.vae_fns(mixture, config)
-    kls = [sampled_fns.per_example_metrics(mixed, x, jax.random.key(s), objectives.hyper(config))["kl"] for s in range(200)]
+    kls = [
+        sampled_fns.per_example_metrics(mixed, x, jax.random.key(s), objectives.hyper(config))["kl"] for s in range(200)
+    ]
     kls = np.asarray(kls)  # [200 draws, 64 images]: the estimate's standard error is ~0.01 nats
     assert float(np.mean(kls)) == pytest.approx(float(np.mean(closed["kl"])), abs=0.05)
     one = sampled_fns.per_example_metrics(mixed, x, jax.random.key(5), objectives.hyper(config))
     np.testing.assert_allclose(one["neg_elbo"], one["reconstruction"] + one["kl"], rtol=1e-5)
     np.testing.assert_allclose(one["reconstruction"], closed["reconstruction"], rtol=1e-5)  # same z
-    nll = [metrics.vae_log_likelihood(m, p, config, x, jax.random.key(6), num_samples=20)["nll"]
-           for m, p in ((standard, params), (mixture, mixed))]
+    nll = [
+        metrics.vae_log_likelihood(m, p, config, x, jax.random.key(6), num_samples=20)["nll"]
+        for m, p in ((standard, params), (mixture, mixed))
+    ]
     assert nll[0] == pytest.approx(nll[1], rel=1e-5)
 
 
@@ -113,7 +125,9 @@ def test_pseudo_inputs_are_learned(tiny_config):
     model = small_vae("vamp", components=4)
     params = init(model)
     fns = objectives.vae_fns(model, config)
-    loss = lambda p: jnp.mean(fns.per_example_metrics(p, binary_images(16), jax.random.key(7), objectives.hyper(config))["loss"])
+    loss = lambda p: jnp.mean(
+        fns.per_example_metrics(p, binary_images(16), jax.random.key(7), objectives.hyper(config))["loss"]
+    )
     grads = jax.grad(loss)(params)["params"]
     assert float(jnp.max(jnp.abs(grads["pseudo_inputs"]))) > 0.0
 
@@ -130,11 +144,20 @@ def test_training_figures_and_likelihood_with_a_richer_prior(prior, tiny_config,
     assert np.isfinite(result["nll"]) and result["nll"] <= result["neg_elbo"] + 0.5
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(prior="gamma"), r"--config\.model\.prior='gamma' is invalid: expected one of standard_normal, mixture, vamp"),
-    (dict(prior="vamp", prior_components=0), r"--config\.model\.prior_components=0"),
-    (dict(prior="vamp", free_bits=0.25), r"--config\.free_bits=0\.25 needs the closed-form KL .* use --config\.free_bits=0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            dict(prior="gamma"),
+            r"--config\.model\.prior='gamma' is invalid: expected one of standard_normal, mixture, vamp",
+        ),
+        (dict(prior="vamp", prior_components=0), r"--config\.model\.prior_components=0"),
+        (
+            dict(prior="vamp", free_bits=0.25),
+            r"--config\.free_bits=0\.25 needs the closed-form KL .* use --config\.free_bits=0",
+        ),
+    ],
+)
 def test_invalid_prior_settings_are_refused(overrides, message, tiny_config):
     config = tiny_config("vae_binarized_mnist")
     for key, value in overrides.items():

@@ -23,8 +23,10 @@ from vae_jax import checkpoints, data, errors, run, train, validation
 from vae_jax import workdir as workdir_lib
 
 # Orbax leaves unawaited coroutines behind when it fails to read a damaged checkpoint.
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 1500 // 32  # digits: 1500 training images, batch 32 -> 46 steps
@@ -129,30 +131,49 @@ def truncate(path, keep=0.5):
     with open(path, "rb") as f:
         raw = f.read()
     with open(path, "wb") as f:
-        f.write(raw[:int(len(raw) * keep)])
+        f.write(raw[: int(len(raw) * keep)])
 
 
 # ----------------------------------------------------------------------------- 1. SIGKILL
 
 
-CLI_FLAGS = ["--config=configs/vae.py", "--config.data.name=digits", "--config.model.encoder_hidden=(32,)",
-             "--config.model.decoder_hidden=(32,)", "--config.model.latents=2", "--config.batch_size=32",
-             "--config.eval_batch_size=128", "--config.num_figure_examples=4", "--config.num_epochs=6",
-             "--config.checkpoint_every_epochs=2"]
+CLI_FLAGS = [
+    "--config=configs/vae.py",
+    "--config.data.name=digits",
+    "--config.model.encoder_hidden=(32,)",
+    "--config.model.decoder_hidden=(32,)",
+    "--config.model.latents=2",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=128",
+    "--config.num_figure_examples=4",
+    "--config.num_epochs=6",
+    "--config.checkpoint_every_epochs=2",
+]
 
 
 def cli_env(cache_dir):
     """Subprocess environment: CPU, and a persistent compilation cache shared by the runs
     (faster start-up; every run then executes the very same compiled programs)."""
-    return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=cache_dir,
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    return dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=cache_dir,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+    )
 
 
 def start(workdir, env, log_path, *extra):
     with open(log_path, "ab") as log:
         # niced, so that the polling test process sees the short moments it kills in
-        return subprocess.Popen([sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS, *extra],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(5))
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS, *extra],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.nice(5),
+        )
 
 
 def reap(process):
@@ -212,8 +233,11 @@ def test_sigkill_at_any_point_then_rerun_matches_uninterrupted_run(tmp_path, req
         def mid_save():
             names = checkpoint_names(parts)
             return str(6 * STEPS_PER_EPOCH) in names or any(
-                n.startswith((f"{4 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp", f"{6 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp"))
-                for n in names)
+                n.startswith(
+                    (f"{4 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp", f"{6 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp")
+                )
+                for n in names
+            )
 
         assert kill_when(start(parts, env, logs[1]), mid_save), tail()
         print("after kill 1: checkpoints", sorted(checkpoint_names(parts)), "logged epochs", logged_epochs(parts))
@@ -342,68 +366,306 @@ CE, DE, KE = validation.ConfigError, data.DataError, checkpoints.CheckpointError
 # a workdir under /proc.
 BAD_INPUTS = [
     # config values
-    ("latents-0", "run", overrides(**{"model.latents": 0}), CE, r"--config\.model\.latents=0 is invalid: expected an integer >= 1"),
-    ("width-0", "run", overrides(**{"model.encoder_hidden": (32, 0)}), CE, r"model\.encoder_hidden=\(32, 0\) is invalid: expected a tuple of integers >= 1"),
+    (
+        "latents-0",
+        "run",
+        overrides(**{"model.latents": 0}),
+        CE,
+        r"--config\.model\.latents=0 is invalid: expected an integer >= 1",
+    ),
+    (
+        "width-0",
+        "run",
+        overrides(**{"model.encoder_hidden": (32, 0)}),
+        CE,
+        r"model\.encoder_hidden=\(32, 0\) is invalid: expected a tuple of integers >= 1",
+    ),
     ("batch-0", "run", overrides(batch_size=0), CE, r"--config\.batch_size=0 is invalid"),
-    ("batch-larger-than-data", "sentinel", overrides(batch_size=5000), CE,
-     r"--config\.batch_size=5000 is larger than the 1500 training images of digits: use --config\.batch_size=128 or smaller"),
-    ("lr-negative", "run", overrides(**{"optimizer.learning_rate": -1.0}), CE, r"learning_rate=-1\.0 is invalid: expected a value in \(0, 10\)"),
+    (
+        "batch-larger-than-data",
+        "sentinel",
+        overrides(batch_size=5000),
+        CE,
+        r"--config\.batch_size=5000 is larger than the 1500 training images of digits: use --config\.batch_size=128 or smaller",
+    ),
+    (
+        "lr-negative",
+        "run",
+        overrides(**{"optimizer.learning_rate": -1.0}),
+        CE,
+        r"learning_rate=-1\.0 is invalid: expected a value in \(0, 10\)",
+    ),
     ("lr-nan", "run", overrides(**{"optimizer.learning_rate": float("nan")}), CE, r"learning_rate=nan is invalid"),
-    ("beta-negative", "run", overrides(beta=-1.0), CE, r"--config\.beta=-1\.0 is invalid: the KL weight must be finite and >= 0"),
+    (
+        "beta-negative",
+        "run",
+        overrides(beta=-1.0),
+        CE,
+        r"--config\.beta=-1\.0 is invalid: the KL weight must be finite and >= 0",
+    ),
     ("beta-inf", "run", overrides(beta=float("inf")), CE, r"--config\.beta=inf is invalid"),
-    ("c-zero", "run", overrides(c=0.0), CE, r"--config\.c=0\.0 is invalid: the decoder variance c must be finite and > 0"),
-    ("unknown-dataset", "run", overrides(**{"data.name": "cifar10"}), CE, r"--config\.data\.name='cifar10' is invalid: expected one of mnist, fashion_mnist"),
-    ("unknown-model", "run", overrides(**{"model.kind": "gan"}), CE, r"--config\.model\.kind='gan' is invalid: expected one of vae, ae, pca"),
-    ("unknown-activation", "run", overrides(**{"model.activation": "swish"}), CE, r"--config\.model\.activation='swish' is invalid: expected one of relu"),
-    ("likelihood-vs-kind", "run", overrides(likelihood="squared_error"), CE, r"--config\.likelihood='squared_error' is invalid: expected one of gaussian, bernoulli"),
-    ("bernoulli-on-grey", "run", overrides(likelihood="bernoulli"), CE, r"--config\.likelihood=bernoulli needs binary data: use data\.name=binarized_mnist or --config\.data\.binarize=dynamic"),
-    ("unknown-nonfinite", "run", overrides(nonfinite="ignore"), CE, r"--config\.nonfinite='ignore' is invalid: expected one of skip, stop"),
-    ("pca-too-many-latents", "sentinel", overrides(**{"model.kind": "pca", "likelihood": "squared_error", "model.latents": 100}), CE,
-     r"--config\.model\.latents=100 is invalid for PCA of digits: at most 64 components"),
-    ("free-bits-negative", "run", overrides(free_bits=-0.1), CE, r"--config\.free_bits=-0\.1 is invalid: expected nats per latent dimension >= 0"),
-    ("unknown-selection", "run", overrides(model_selection="test"), CE, r"--config\.model_selection='test' is invalid: expected one of last, valid"),
-    ("patience-without-valid", "run", overrides(early_stopping_patience=5), CE,
-     r"--config\.early_stopping_patience=5 needs the validation split: add --config\.model_selection=valid"),
-    ("valid-without-valid-split", "sentinel", overrides(model_selection="valid"), CE,
-     r"--config\.model_selection=valid needs a validation split, and digits has only test, train: use --config\.model_selection=last"),
-    ("autoregressive-gaussian", "run", overrides(**{"model.autoregressive_features": 8}), CE,
-     r"--config\.model\.autoregressive_features=8 needs model\.kind=vae and likelihood=bernoulli \(got vae, gaussian\)"),
-    ("autoregressive-even-kernel", "run", overrides(**{"model.autoregressive_features": 8, "likelihood": "bernoulli", "data.binarize": "dynamic",
-                                                      "model.autoregressive_kernel": 4}), CE,
-     r"--config\.model\.autoregressive_kernel=4 is invalid: expected an odd integer >= 3"),
+    (
+        "c-zero",
+        "run",
+        overrides(c=0.0),
+        CE,
+        r"--config\.c=0\.0 is invalid: the decoder variance c must be finite and > 0",
+    ),
+    (
+        "unknown-dataset",
+        "run",
+        overrides(**{"data.name": "cifar10"}),
+        CE,
+        r"--config\.data\.name='cifar10' is invalid: expected one of mnist, fashion_mnist",
+    ),
+    (
+        "unknown-model",
+        "run",
+        overrides(**{"model.kind": "gan"}),
+        CE,
+        r"--config\.model\.kind='gan' is invalid: expected one of vae, ae, pca",
+    ),
+    (
+        "unknown-activation",
+        "run",
+        overrides(**{"model.activation": "swish"}),
+        CE,
+        r"--config\.model\.activation='swish' is invalid: expected one of relu",
+    ),
+    (
+        "likelihood-vs-kind",
+        "run",
+        overrides(likelihood="squared_error"),
+        CE,
+        r"--config\.likelihood='squared_error' is invalid: expected one of gaussian, bernoulli",
+    ),
+    (
+        "bernoulli-on-grey",
+        "run",
+        overrides(likelihood="bernoulli"),
+        CE,
+        r"--config\.likelihood=bernoulli needs binary data: use data\.name=binarized_mnist or --config\.data\.binarize=dynamic",
+    ),
+    (
+        "unknown-nonfinite",
+        "run",
+        overrides(nonfinite="ignore"),
+        CE,
+        r"--config\.nonfinite='ignore' is invalid: expected one of skip, stop",
+    ),
+    (
+        "pca-too-many-latents",
+        "sentinel",
+        overrides(**{"model.kind": "pca", "likelihood": "squared_error", "model.latents": 100}),
+        CE,
+        r"--config\.model\.latents=100 is invalid for PCA of digits: at most 64 components",
+    ),
+    (
+        "free-bits-negative",
+        "run",
+        overrides(free_bits=-0.1),
+        CE,
+        r"--config\.free_bits=-0\.1 is invalid: expected nats per latent dimension >= 0",
+    ),
+    (
+        "unknown-selection",
+        "run",
+        overrides(model_selection="test"),
+        CE,
+        r"--config\.model_selection='test' is invalid: expected one of last, valid",
+    ),
+    (
+        "patience-without-valid",
+        "run",
+        overrides(early_stopping_patience=5),
+        CE,
+        r"--config\.early_stopping_patience=5 needs the validation split: add --config\.model_selection=valid",
+    ),
+    (
+        "valid-without-valid-split",
+        "sentinel",
+        overrides(model_selection="valid"),
+        CE,
+        r"--config\.model_selection=valid needs a validation split, and digits has only test, train: use --config\.model_selection=last",
+    ),
+    (
+        "autoregressive-gaussian",
+        "run",
+        overrides(**{"model.autoregressive_features": 8}),
+        CE,
+        r"--config\.model\.autoregressive_features=8 needs model\.kind=vae and likelihood=bernoulli \(got vae, gaussian\)",
+    ),
+    (
+        "autoregressive-even-kernel",
+        "run",
+        overrides(
+            **{
+                "model.autoregressive_features": 8,
+                "likelihood": "bernoulli",
+                "data.binarize": "dynamic",
+                "model.autoregressive_kernel": 4,
+            }
+        ),
+        CE,
+        r"--config\.model\.autoregressive_kernel=4 is invalid: expected an odd integer >= 3",
+    ),
     # data files
-    ("missing-file", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte"))), DE,
-     r"Dataset 'mnist' not found\.(.|\n)*missing: t10k-labels-idx1-ubyte"),
-    ("wrong-magic", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: write_raw_idx(os.path.join(d, "train-images-idx3-ubyte"), 0x801, np.zeros((64, 28, 28), np.uint8))), DE,
-     r"train-images-idx3-ubyte: bad magic number 0x00000801, expected 0x00000803"),
-    ("truncated-idx", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: truncate(os.path.join(d, "t10k-images-idx3-ubyte"), 0.9)), DE,
-     r"t10k-images-idx3-ubyte: truncated: the header declares images of shape \(16, 28, 28\)"),
-    ("wrong-image-size", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: write_raw_idx(os.path.join(d, "train-images-idx3-ubyte"), 0x803, np.zeros((64, 10, 10), np.uint8))), DE,
-     r"train-images-idx3-ubyte: images are 10x10, expected 28x28"),
-    ("labels-count", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: write_raw_idx(os.path.join(d, "train-labels-idx1-ubyte"), 0x801, np.zeros(63, np.uint8))), DE,
-     r"has 64 images but .*train-labels-idx1-ubyte has 63 labels"),
-    ("bad-gzip", "sentinel", lambda tmp, c: mnist_files(tmp, c, lambda d: os.rename(os.path.join(d, "t10k-images-idx3-ubyte"), os.path.join(d, "t10k-images-idx3-ubyte.gz"))), DE,
-     r"t10k-images-idx3-ubyte\.gz: not a valid gzip file or truncated"),
-    ("amat-value-2", "sentinel", lambda tmp, c: amat_files(tmp, c, set_token("2")), DE,
-     r"binarized_mnist_train\.amat\.gz: line 4 contains the value '2'; binarized MNIST values must be 0 or 1"),
-    ("amat-value-out-of-range", "sentinel", lambda tmp, c: amat_files(tmp, c, set_token("-0.5")), DE, r"line 4 contains the value '-0\.5'"),
-    ("amat-nan-pixel", "sentinel", lambda tmp, c: amat_files(tmp, c, set_token("nan")), DE, r"line 4 contains the value 'nan'"),
-    ("amat-short-line", "sentinel", lambda tmp, c: amat_files(tmp, c, lambda line: line.rsplit(" ", 1)[0]), DE,
-     r"line 4 has 783 values, expected 784 space-separated 0/1 values"),
+    (
+        "missing-file",
+        "sentinel",
+        lambda tmp, c: mnist_files(tmp, c, lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte"))),
+        DE,
+        r"Dataset 'mnist' not found\.(.|\n)*missing: t10k-labels-idx1-ubyte",
+    ),
+    (
+        "wrong-magic",
+        "sentinel",
+        lambda tmp, c: mnist_files(
+            tmp,
+            c,
+            lambda d: write_raw_idx(
+                os.path.join(d, "train-images-idx3-ubyte"), 0x801, np.zeros((64, 28, 28), np.uint8)
+            ),
+        ),
+        DE,
+        r"train-images-idx3-ubyte: bad magic number 0x00000801, expected 0x00000803",
+    ),
+    (
+        "truncated-idx",
+        "sentinel",
+        lambda tmp, c: mnist_files(tmp, c, lambda d: truncate(os.path.join(d, "t10k-images-idx3-ubyte"), 0.9)),
+        DE,
+        r"t10k-images-idx3-ubyte: truncated: the header declares images of shape \(16, 28, 28\)",
+    ),
+    (
+        "wrong-image-size",
+        "sentinel",
+        lambda tmp, c: mnist_files(
+            tmp,
+            c,
+            lambda d: write_raw_idx(
+                os.path.join(d, "train-images-idx3-ubyte"), 0x803, np.zeros((64, 10, 10), np.uint8)
+            ),
+        ),
+        DE,
+        r"train-images-idx3-ubyte: images are 10x10, expected 28x28",
+    ),
+    (
+        "labels-count",
+        "sentinel",
+        lambda tmp, c: mnist_files(
+            tmp, c, lambda d: write_raw_idx(os.path.join(d, "train-labels-idx1-ubyte"), 0x801, np.zeros(63, np.uint8))
+        ),
+        DE,
+        r"has 64 images but .*train-labels-idx1-ubyte has 63 labels",
+    ),
+    (
+        "bad-gzip",
+        "sentinel",
+        lambda tmp, c: mnist_files(
+            tmp,
+            c,
+            lambda d: os.rename(
+                os.path.join(d, "t10k-images-idx3-ubyte"), os.path.join(d, "t10k-images-idx3-ubyte.gz")
+            ),
+        ),
+        DE,
+        r"t10k-images-idx3-ubyte\.gz: not a valid gzip file or truncated",
+    ),
+    (
+        "amat-value-2",
+        "sentinel",
+        lambda tmp, c: amat_files(tmp, c, set_token("2")),
+        DE,
+        r"binarized_mnist_train\.amat\.gz: line 4 contains the value '2'; binarized MNIST values must be 0 or 1",
+    ),
+    (
+        "amat-value-out-of-range",
+        "sentinel",
+        lambda tmp, c: amat_files(tmp, c, set_token("-0.5")),
+        DE,
+        r"line 4 contains the value '-0\.5'",
+    ),
+    (
+        "amat-nan-pixel",
+        "sentinel",
+        lambda tmp, c: amat_files(tmp, c, set_token("nan")),
+        DE,
+        r"line 4 contains the value 'nan'",
+    ),
+    (
+        "amat-short-line",
+        "sentinel",
+        lambda tmp, c: amat_files(tmp, c, lambda line: line.rsplit(" ", 1)[0]),
+        DE,
+        r"line 4 has 783 values, expected 784 space-separated 0/1 values",
+    ),
     # workdirs
-    ("workdir-under-file", "file", None, CE, r"--workdir='.*afile/sub' is not writable \(Not a directory\): choose a directory"),
+    (
+        "workdir-under-file",
+        "file",
+        None,
+        CE,
+        r"--workdir='.*afile/sub' is not writable \(Not a directory\): choose a directory",
+    ),
     ("workdir-under-proc", "proc", None, CE, r"--workdir='/proc/.*' is not writable"),
-    ("workdir-other-config", "run", overrides(**{"model.latents": 3}), CE,
-     r"holds a run with another config \(differs in: model\.latents\): use a new --workdir, or pass --config\.overwrite=True"),
-    ("workdir-no-config-json", "run", in_run("config.json"), CE, r"holds outputs of a run \(checkpoints, .*metrics\.jsonl.*\) but no config\.json"),
-    ("workdir-config-json-garbage", "run", in_run("config.json", "{not json"), CE, r"config\.json is unreadable or not JSON"),
+    (
+        "workdir-other-config",
+        "run",
+        overrides(**{"model.latents": 3}),
+        CE,
+        r"holds a run with another config \(differs in: model\.latents\): use a new --workdir, or pass --config\.overwrite=True",
+    ),
+    (
+        "workdir-no-config-json",
+        "run",
+        in_run("config.json"),
+        CE,
+        r"holds outputs of a run \(checkpoints, .*metrics\.jsonl.*\) but no config\.json",
+    ),
+    (
+        "workdir-config-json-garbage",
+        "run",
+        in_run("config.json", "{not json"),
+        CE,
+        r"config\.json is unreadable or not JSON",
+    ),
     # checkpoints: every step damaged -> refuse (the fallback of a damaged latest step is test 4)
-    ("checkpoints-truncated", "run", damage_steps(lambda d: truncate(largest_data_file(d))), KE, r"No checkpoint in .*checkpoints can be restored: step 92 \(.*\); step 46"),
-    ("checkpoints-byte-flipped", "run", damage_steps(lambda d: flip_byte(largest_data_file(d))), KE, r"No checkpoint .* can be restored: step 92 \(.*\); step 46"),
-    ("checkpoints-contents-swapped", "run", swap_step_contents, KE,
-     r"step 92 \(ValueError: its arrays do not match the SHA-256 recorded when it was saved\); step 46 \(ValueError: its arrays"),
-    ("checkpoints-metadata-deleted", "run", damage_steps(lambda d: os.remove(os.path.join(d, "default", "_METADATA"))), KE, r"No checkpoint .* can be restored"),
-    ("checkpoints-digest-file-deleted", "run", damage_steps(lambda d: os.remove(os.path.join(d, "_CHECKPOINT_METADATA"))), KE, r"step 92 \(ValueError: its metadata .* is missing or unreadable"),
+    (
+        "checkpoints-truncated",
+        "run",
+        damage_steps(lambda d: truncate(largest_data_file(d))),
+        KE,
+        r"No checkpoint in .*checkpoints can be restored: step 92 \(.*\); step 46",
+    ),
+    (
+        "checkpoints-byte-flipped",
+        "run",
+        damage_steps(lambda d: flip_byte(largest_data_file(d))),
+        KE,
+        r"No checkpoint .* can be restored: step 92 \(.*\); step 46",
+    ),
+    (
+        "checkpoints-contents-swapped",
+        "run",
+        swap_step_contents,
+        KE,
+        r"step 92 \(ValueError: its arrays do not match the SHA-256 recorded when it was saved\); step 46 \(ValueError: its arrays",
+    ),
+    (
+        "checkpoints-metadata-deleted",
+        "run",
+        damage_steps(lambda d: os.remove(os.path.join(d, "default", "_METADATA"))),
+        KE,
+        r"No checkpoint .* can be restored",
+    ),
+    (
+        "checkpoints-digest-file-deleted",
+        "run",
+        damage_steps(lambda d: os.remove(os.path.join(d, "_CHECKPOINT_METADATA"))),
+        KE,
+        r"step 92 \(ValueError: its metadata .* is missing or unreadable",
+    ),
 ]
 
 
@@ -446,14 +708,20 @@ def test_bad_input_is_refused_clearly_and_touches_nothing(case_id, kind, setup, 
 
 def test_cli_reports_user_errors_in_one_line_with_status_2(tmp_path):
     workdir = str(tmp_path / "run")
-    result = subprocess.run([sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS,
-                             "--config.batch_size=5000"], cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *CLI_FLAGS, "--config.batch_size=5000"],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.rstrip().splitlines()[-1] == (
         "error: --config.batch_size=5000 is larger than the 1500 training images of digits: "
-        "use --config.batch_size=128 or smaller.")
+        "use --config.batch_size=128 or smaller."
+    )
     assert not os.path.exists(os.path.join(workdir, "config.json"))
 
 
@@ -476,7 +744,9 @@ def test_no_pickle_anywhere():
             if name.endswith(".py"):
                 with open(os.path.join(REPO, directory, name)) as f:
                     source = f.read()
-                assert not re.search(r"\bimport (c?pickle|dill|joblib)\b|allow_pickle\s*=\s*True|\bpickle\.load", source), name
+                assert not re.search(
+                    r"\bimport (c?pickle|dill|joblib)\b|allow_pickle\s*=\s*True|\bpickle\.load", source
+                ), name
 
 
 # ----------------------------------------------------------------------------- 3. non-finite
@@ -506,8 +776,9 @@ def test_nonfinite_skip_keeps_parameters_finite_and_logs_the_count(monkeypatch, 
     train_records = [r for r in metric_records(workdir) if r["split"] == "train"]
     assert len(train_records) == 2 and all(r["nonfinite_steps"] >= 1 for r in train_records)
     assert int(tree["opt_state"]["total_notfinite"]) == sum(r["nonfinite_steps"] for r in train_records)
-    assert re.search(r"\d+ step\(s\) up to step \d+ had a non-finite loss or gradient; their updates were skipped",
-                     caplog.text)
+    assert re.search(
+        r"\d+ step\(s\) up to step \d+ had a non-finite loss or gradient; their updates were skipped", caplog.text
+    )
 
 
 def test_nonfinite_stop_raises_and_leaves_the_last_good_checkpoint(monkeypatch, finished_run, tmp_path):
@@ -516,7 +787,9 @@ def test_nonfinite_stop_raises_and_leaves_the_last_good_checkpoint(monkeypatch, 
     metrics_before = snapshot(os.path.join(workdir, "metrics.jsonl"))
     good = restore_tree(workdir, 2 * STEPS_PER_EPOCH)
     poison_training_images(monkeypatch)
-    with pytest.raises(errors.NonFiniteError, match=r"non-finite loss or gradient.*Stopping before the next checkpoint"):
+    with pytest.raises(
+        errors.NonFiniteError, match=r"non-finite loss or gradient.*Stopping before the next checkpoint"
+    ):
         run.train_and_evaluate(tiny_config(nonfinite="stop", num_epochs=4), workdir)
     assert snapshot(os.path.join(workdir, "checkpoints")) == checkpoints_before
     assert snapshot(os.path.join(workdir, "metrics.jsonl")) == metrics_before
@@ -538,8 +811,9 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(finished_run, 
     shutil.copytree(latest, os.path.join(workdir, "checkpoints", f"{3 * STEPS_PER_EPOCH}.orbax-checkpoint-tmp"))
     with caplog.at_level(logging.WARNING):
         final = run.train_and_evaluate(tiny_config(), workdir)
-    assert re.search(r"Checkpoint step 92 in .* is damaged and cannot be used \(ValueError: its arrays do not match",
-                     caplog.text)
+    assert re.search(
+        r"Checkpoint step 92 in .* is damaged and cannot be used \(ValueError: its arrays do not match", caplog.text
+    )
     assert "Falling back to the checkpoint at step 46" in caplog.text
     assert final == finished_run[1]
     assert_trees_equal(restore_tree(workdir, 2 * STEPS_PER_EPOCH), expected)
@@ -556,8 +830,9 @@ def test_metrics_of_epochs_after_the_restored_checkpoint_are_dropped(finished_ru
         f.write('{"step": 138, "split": "train", "epoch": 3, "loss": 0.0, "stale": true}\n{"step": 138, "spl')
     run.train_and_evaluate(tiny_config(num_epochs=3), workdir)
     records = metric_records(workdir)
-    assert [(r["step"], r["split"]) for r in records] == [(s * STEPS_PER_EPOCH, split) for s in (1, 2, 3)
-                                                          for split in ("train", "test")]
+    assert [(r["step"], r["split"]) for r in records] == [
+        (s * STEPS_PER_EPOCH, split) for s in (1, 2, 3) for split in ("train", "test")
+    ]
     assert not any("stale" in r for r in records)
 
 

@@ -47,10 +47,12 @@ class TestBestEpoch:
 
     def test_rebuilt_from_the_valid_lines_up_to_a_step(self, tmp_path):
         path = str(tmp_path / "metrics.jsonl")
-        lines = [{"step": 10, "split": "valid", "epoch": 1, "neg_elbo": 5.0},
-                 {"step": 10, "split": "test", "epoch": 1, "neg_elbo": 1.0},
-                 {"step": 20, "split": "valid", "epoch": 2, "neg_elbo": 4.0},
-                 {"step": 30, "split": "valid", "epoch": 3, "neg_elbo": 3.0}]
+        lines = [
+            {"step": 10, "split": "valid", "epoch": 1, "neg_elbo": 5.0},
+            {"step": 10, "split": "test", "epoch": 1, "neg_elbo": 1.0},
+            {"step": 20, "split": "valid", "epoch": 2, "neg_elbo": 4.0},
+            {"step": 30, "split": "valid", "epoch": 3, "neg_elbo": 3.0},
+        ]
         with open(path, "w") as f:
             f.write("".join(json.dumps(line) + "\n" for line in lines) + '{"partial')
         best = selection.BestEpoch.from_log(path, last_step=20, patience=3)
@@ -71,8 +73,9 @@ def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path):
     assert best_checkpoint_step(workdir) == best["step"]
     assert read_metrics(workdir, "test") == []  # the test split is evaluated once, at the end
     fns, _, params, _ = common.train_and_restore(config, workdir)  # the finished run, restored
-    on_test = train.make_evaluate(fns, config.eval_batch_size)(params, load_split(config, "test"),
-                                                               train.run_keys(config.seed)["eval"], objectives.hyper(config))
+    on_test = train.make_evaluate(fns, config.eval_batch_size)(
+        params, load_split(config, "test"), train.run_keys(config.seed)["eval"], objectives.hyper(config)
+    )
     for name, value in final.items():
         assert value == pytest.approx(on_test[name], rel=1e-5), name
 

@@ -17,9 +17,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 # Members that differ in every value a group may vary: seed, beta, c, KL warm-up, learning
 # rate, free bits.
-MEMBERS = [{"beta": 0.5, "seed": 0}, {"beta": 2.0, "seed": 1}, {"c": 0.1, "kl_warmup_steps": 60},
-           {"optimizer.learning_rate": 3e-3, "free_bits": 0.2}]
-NAMES = ["beta=0.5_seed=0", "beta=2.0_seed=1", "c=0.1_kl_warmup_steps=60", "optimizer.learning_rate=0.003_free_bits=0.2"]
+MEMBERS = [
+    {"beta": 0.5, "seed": 0},
+    {"beta": 2.0, "seed": 1},
+    {"c": 0.1, "kl_warmup_steps": 60},
+    {"optimizer.learning_rate": 3e-3, "free_bits": 0.2},
+]
+NAMES = [
+    "beta=0.5_seed=0",
+    "beta=2.0_seed=1",
+    "c=0.1_kl_warmup_steps=60",
+    "optimizer.learning_rate=0.003_free_bits=0.2",
+]
 
 
 def read_records(workdir, split=None):
@@ -31,10 +40,16 @@ def read_records(workdir, split=None):
 def test_spec_helpers_expand_products_lists_and_zips():
     assert sweep_spec.values("beta", [1, 2]) == [{"beta": 1}, {"beta": 2}]
     assert sweep_spec.product(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3, 4])) == [
-        {"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
+        {"a": 1, "b": 3},
+        {"a": 1, "b": 4},
+        {"a": 2, "b": 3},
+        {"a": 2, "b": 4},
+    ]
     assert sweep_spec.chain(sweep_spec.values("a", [1]), sweep_spec.fixed(b=2)) == [{"a": 1}, {"b": 2}]
     assert sweep_spec.zipped(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3, 4])) == [
-        {"a": 1, "b": 3}, {"a": 2, "b": 4}]
+        {"a": 1, "b": 3},
+        {"a": 2, "b": 4},
+    ]
     with pytest.raises(validation.ConfigError):
         sweep_spec.zipped(sweep_spec.values("a", [1, 2]), sweep_spec.values("b", [3]))
     assert [sweep_spec.member_name(m) for m in MEMBERS] == NAMES
@@ -45,8 +60,11 @@ def test_overrides_are_checked_against_the_config():
     base = load_config("vae")
     config = sweep_spec.apply_overrides(base, {"optimizer.learning_rate": 3e-4, "beta": 2})
     assert config.optimizer.learning_rate == 3e-4 and config.beta == 2.0 and base.beta == 1.0
-    with pytest.raises(validation.ConfigError, match=r"Sweep override.*'optimiser.learning_rate'.*did you mean "
-                                                     r"optimizer.learning_rate"):
+    with pytest.raises(
+        validation.ConfigError,
+        match=r"Sweep override.*'optimiser.learning_rate'.*did you mean "
+        r"optimizer.learning_rate",
+    ):
         sweep_spec.apply_overrides(base, {"optimiser.learning_rate": 1.0})
     with pytest.raises(validation.ConfigError, match=r"Sweep override.*beta='high' is invalid: expected a float"):
         sweep_spec.apply_overrides(base, {"beta": "high"})
@@ -56,17 +74,33 @@ def test_overrides_are_checked_against_the_config():
 
 def test_grouping_separates_shape_changing_values(tmp_path):
     base = load_config("vae")
-    groups = sweep.group_members(sweep.expand(base, sweep_spec.chain(
-        sweep_spec.product(sweep_spec.values("model.latents", [2, 3]), sweep_spec.values("seed", [0, 1])),
-        sweep_spec.product(sweep_spec.values("model.latents", [2]), sweep_spec.values("optimizer.learning_rate", [1e-2]),
-                           sweep_spec.values("c", [0.1]), sweep_spec.values("kl_warmup_epochs", [10]),
-                           sweep_spec.values("free_bits", [0.5])),
-        sweep_spec.values("model.encoder_hidden", [(16,)]),
-        sweep_spec.values("data.name", ["binarized_mnist"]),
-    ), str(tmp_path)))
+    groups = sweep.group_members(
+        sweep.expand(
+            base,
+            sweep_spec.chain(
+                sweep_spec.product(sweep_spec.values("model.latents", [2, 3]), sweep_spec.values("seed", [0, 1])),
+                sweep_spec.product(
+                    sweep_spec.values("model.latents", [2]),
+                    sweep_spec.values("optimizer.learning_rate", [1e-2]),
+                    sweep_spec.values("c", [0.1]),
+                    sweep_spec.values("kl_warmup_epochs", [10]),
+                    sweep_spec.values("free_bits", [0.5]),
+                ),
+                sweep_spec.values("model.encoder_hidden", [(16,)]),
+                sweep_spec.values("data.name", ["binarized_mnist"]),
+            ),
+            str(tmp_path),
+        )
+    )
     assert [(g.name, [m.name for m in g.members]) for g in groups] == [
-        ("group-model.latents=2", ["model.latents=2_seed=0", "model.latents=2_seed=1",
-                                   "model.latents=2_optimizer.learning_rate=0.01_c=0.1_kl_warmup_epochs=10_free_bits=0.5"]),
+        (
+            "group-model.latents=2",
+            [
+                "model.latents=2_seed=0",
+                "model.latents=2_seed=1",
+                "model.latents=2_optimizer.learning_rate=0.01_c=0.1_kl_warmup_epochs=10_free_bits=0.5",
+            ],
+        ),
         ("group-model.latents=3", ["model.latents=3_seed=0", "model.latents=3_seed=1"]),
         ("group-model.encoder_hidden=16", ["model.encoder_hidden=16"]),
         ("group-data.name=binarized_mnist", ["data.name=binarized_mnist"]),
@@ -88,8 +122,10 @@ def swept(tmp_path_factory):
     """The 4-member sweep, in turn and vmapped, and the 4 separate runs it stands for."""
     root = tmp_path_factory.mktemp("sweep")
     base = load_config("vae")
-    results = {execution: sweep.run_sweep(base, MEMBERS, str(root / execution), execution=execution)
-               for execution in ("in_turn", "vmap")}
+    results = {
+        execution: sweep.run_sweep(base, MEMBERS, str(root / execution), execution=execution)
+        for execution in ("in_turn", "vmap")
+    }
     separate = {}
     for overrides in MEMBERS:
         name = sweep_spec.member_name(overrides)
@@ -108,7 +144,8 @@ def test_members_in_turn_equal_their_separate_runs_bit_for_bit(swept):
         jax.tree.map(np.testing.assert_array_equal, params[name], separate_params)
         logged = read_records(str(root / "in_turn" / name))
         assert [{k: v for k, v in r.items() if k != "examples_per_second"} for r in logged] == [
-            {k: v for k, v in r.items() if k != "examples_per_second"} for r in records]
+            {k: v for k, v in r.items() if k != "examples_per_second"} for r in records
+        ]
 
 
 def test_vmapped_members_equal_their_separate_runs(swept):
@@ -119,8 +156,11 @@ def test_vmapped_members_equal_their_separate_runs(swept):
         assert vmapped.keys() == final.keys()
         for metric in final:
             np.testing.assert_allclose(vmapped[metric], final[metric], rtol=1e-5, err_msg=f"{name} {metric}")
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name),
-                     params[name], separate_params)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name),
+            params[name],
+            separate_params,
+        )
     # The members really differ (each value reached the program as its own traced value).
     assert len({round(results["vmap"][name].metrics["loss"], 3) for name in NAMES}) == 4
     assert results["vmap"]["beta=2.0_seed=1"].metrics["kl"] < results["vmap"]["beta=0.5_seed=0"].metrics["kl"]
@@ -131,8 +171,16 @@ def test_each_member_folder_is_a_complete_run(swept):
     workdir = str(root / "vmap")
     for name, overrides in zip(NAMES, MEMBERS):
         member_dir = os.path.join(workdir, name)
-        assert {"config.json", "metrics.jsonl", "final_metrics.json", "reconstructions.png", "samples.png",
-                "latent_scatter.png", "manifold.png", "checkpoints"} <= set(os.listdir(member_dir))
+        assert {
+            "config.json",
+            "metrics.jsonl",
+            "final_metrics.json",
+            "reconstructions.png",
+            "samples.png",
+            "latent_scatter.png",
+            "manifold.png",
+            "checkpoints",
+        } <= set(os.listdir(member_dir))
         config, _, _, _ = run.restore(member_dir)
         assert config == sweep_spec.apply_overrides(base, overrides)
         assert [r["epoch"] for r in read_records(member_dir, "train")] == list(range(1, base.num_epochs + 1))
@@ -143,8 +191,10 @@ def test_each_member_folder_is_a_complete_run(swept):
     with open(os.path.join(workdir, "sweep_results.json")) as f:
         table = json.load(f)
     assert [row["name"] for row in table["members"]] == NAMES
-    assert all(row["metrics"] == results["vmap"][row["name"]].metrics and row["kept_epoch"] == base.num_epochs
-               for row in table["members"])
+    assert all(
+        row["metrics"] == results["vmap"][row["name"]].metrics and row["kept_epoch"] == base.num_epochs
+        for row in table["members"]
+    )
     with open(os.path.join(workdir, "sweep_results.md")) as f:
         markdown = f.read()
     assert all(f"| {name} |" in markdown for name in NAMES) and "pending" not in markdown and "epoch kept" in markdown
@@ -161,8 +211,7 @@ def test_rerun_of_a_finished_sweep_trains_nothing(swept, monkeypatch):
 
 
 @pytest.mark.parametrize("execution", ["in_turn", "vmap"])
-def test_members_killed_between_their_saves_resume_to_the_uninterrupted_result(execution, swept, tmp_path,
-                                                                                 monkeypatch):
+def test_members_killed_between_their_saves_resume_to_the_uninterrupted_result(execution, swept, tmp_path, monkeypatch):
     """Interrupted right after the first member's epoch-2 save (the second member is still at
     epoch 1): both go on from epoch 1 and end exactly as the uninterrupted sweep."""
     base, _, results, _ = swept
@@ -184,8 +233,11 @@ def test_members_killed_between_their_saves_resume_to_the_uninterrupted_result(e
     resumed = sweep.run_sweep(base, members, str(tmp_path), execution=execution)
     # The uninterrupted result of the same program (a vmapped program of 2 members rounds
     # differently from the fixture's of 4).
-    whole = results["in_turn"] if execution == "in_turn" else sweep.run_sweep(
-        base, members, str(tmp_path / "whole"), execution=execution)
+    whole = (
+        results["in_turn"]
+        if execution == "in_turn"
+        else sweep.run_sweep(base, members, str(tmp_path / "whole"), execution=execution)
+    )
     for name in NAMES[:2]:
         assert resumed[name].metrics == whole[name].metrics
         assert [r["epoch"] for r in read_records(str(tmp_path / name))] == [1, 1, 2, 2, 3, 3]
@@ -200,14 +252,18 @@ def selected(tmp_path_factory):
     base.data.data_dir = write_tiny_binarized_mnist(str(root))
     base.model_selection, base.early_stopping_patience, base.num_epochs = "valid", 2, 8
     members = [{"optimizer.learning_rate": 0.3}, {"optimizer.learning_rate": 1e-3}]
-    results = {execution: sweep.run_sweep(base, members, str(root / execution), execution=execution)
-               for execution in ("in_turn", "vmap")}
+    results = {
+        execution: sweep.run_sweep(base, members, str(root / execution), execution=execution)
+        for execution in ("in_turn", "vmap")
+    }
     separate = {}
     for overrides in members:
         name = sweep_spec.member_name(overrides)
         run_dir = str(root / "separate" / name)
-        separate[name] = (run.train_and_evaluate(sweep_spec.apply_overrides(base, overrides), run_dir),
-                          read_records(run_dir, "valid"))
+        separate[name] = (
+            run.train_and_evaluate(sweep_spec.apply_overrides(base, overrides), run_dir),
+            read_records(run_dir, "valid"),
+        )
     return base, root, results, separate
 
 
@@ -234,8 +290,11 @@ def test_each_member_keeps_its_own_best_epoch_and_stops_alone(execution, selecte
         assert f"| {results[execution][name].kept_epoch} | {results[execution][name].trained_epochs} |" in row
 
 
-SWEEP_FILES = sorted(name for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps"))
-                     if name.endswith(".py") and name != "__init__.py")
+SWEEP_FILES = sorted(
+    name
+    for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps"))
+    if name.endswith(".py") and name != "__init__.py"
+)
 
 
 @pytest.mark.parametrize("name", SWEEP_FILES)

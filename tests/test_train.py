@@ -26,8 +26,15 @@ def test_each_config_trains_and_writes_outputs(name, tiny_config, tmp_path):
     final = run.train_and_evaluate(config, workdir)
     assert np.isfinite(final["loss"])
     files = set(os.listdir(workdir))
-    assert {"config.json", "final_metrics.json", "reconstructions.png", "samples.png",
-            "latent_scatter.png", "manifold.png", "checkpoints"} <= files
+    assert {
+        "config.json",
+        "final_metrics.json",
+        "reconstructions.png",
+        "samples.png",
+        "latent_scatter.png",
+        "manifold.png",
+        "checkpoints",
+    } <= files
     assert any(f.startswith("events.out.tfevents") for f in files)
     if config.model.kind != "pca":
         losses = [r["loss"] for r in read_metrics(workdir, "train")]
@@ -115,8 +122,9 @@ def test_kl_warmup_weights_rise_linearly(traced, tiny_config):
     config = tiny_config("vae")
     fns, model = train.model_fns(config, (8, 8, 1))
     weights = []
-    spy = fns._replace(per_example_metrics=lambda p, x, k, h: weights.append(h.kl_weight)
-                       or fns.per_example_metrics(p, x, k, h))
+    spy = fns._replace(
+        per_example_metrics=lambda p, x, k, h: weights.append(h.kl_weight) or fns.per_example_metrics(p, x, k, h)
+    )
     keys = train.run_keys(0)
     state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 4)
     if traced:
@@ -140,8 +148,11 @@ def test_kl_warmup_epochs_count_in_epochs(tiny_config):
         validation.validate_config(config)
 
 
-CONFIG_FILES = sorted(name[:-3] for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))
-                      if name.endswith(".py") and name != "__init__.py")
+CONFIG_FILES = sorted(
+    name[:-3]
+    for name in os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))
+    if name.endswith(".py") and name != "__init__.py"
+)
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)

@@ -51,8 +51,9 @@ def open_manager(workdir: str, *, max_to_keep: int = MIN_TO_KEEP, name: str = "c
     absl_logger = logging.get_absl_logger()
     if _drop_orbax_info not in absl_logger.filters:
         absl_logger.addFilter(_drop_orbax_info)
-    options = ocp.CheckpointManagerOptions(max_to_keep=max(max_to_keep, MIN_TO_KEEP), create=True,
-                                           cleanup_tmp_directories=True)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max(max_to_keep, MIN_TO_KEEP), create=True, cleanup_tmp_directories=True
+    )
     return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, name)), options=options)
 
 
@@ -74,8 +75,7 @@ def tree_digest(tree: Any) -> str:
 
 def save(manager: ocp.CheckpointManager, step: int, tree: Any) -> None:
     """Saves ``tree`` (with its digest) as ``step`` and waits until it is on disk."""
-    manager.save(step, args=ocp.args.StandardSave(tree), force=True,
-                 custom_metadata={_DIGEST_KEY: tree_digest(tree)})
+    manager.save(step, args=ocp.args.StandardSave(tree), force=True, custom_metadata={_DIGEST_KEY: tree_digest(tree)})
     manager.wait_until_finished()
 
 
@@ -138,14 +138,19 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, max_step: int | 
             _verify(manager, step, restored)
         except Exception as error:  # orbax raises many types for damaged files
             summary = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-            logging.warning("Checkpoint step %d in %s is damaged and cannot be used (%s); trying an "
-                            "earlier one.", step, manager.directory, summary)
+            logging.warning(
+                "Checkpoint step %d in %s is damaged and cannot be used (%s); trying an earlier one.",
+                step,
+                manager.directory,
+                summary,
+            )
             failures.append(f"step {step} ({summary})")
             continue
         if failures:
             logging.warning("Falling back to the checkpoint at step %d in %s.", step, manager.directory)
-            _move_aside(manager, steps[:len(failures)])
+            _move_aside(manager, steps[: len(failures)])
         return restored
     raise CheckpointError(
         f"No checkpoint in {manager.directory} can be restored: {'; '.join(failures)}. "
-        "Move that directory away to start over, or use another --workdir.")
+        "Move that directory away to start over, or use another --workdir."
+    )

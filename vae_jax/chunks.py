@@ -22,7 +22,7 @@ def padded_chunks(data: np.ndarray, chunk_size: int) -> Iterator[tuple[np.ndarra
         raise ValueError(f"Chunk sizes must be positive ints, got {chunk_size!r}.")
     size = min(int(chunk_size), len(data))
     for start in range(0, len(data), size):
-        chunk = data[start:start + size]
+        chunk = data[start : start + size]
         rows = len(chunk)
         if rows < size:
             chunk = np.concatenate([chunk, np.zeros((size - rows, *chunk.shape[1:]), chunk.dtype)])

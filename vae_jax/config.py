@@ -112,8 +112,9 @@ def _restored(default: Any, value: Any, name: str) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if default is not None and type(value) is not type(default):
-        raise ConfigError(f"--config.{name}={value!r} is invalid: expected a {type(default).__name__} "
-                          f"like the default {default!r}.")
+        raise ConfigError(
+            f"--config.{name}={value!r} is invalid: expected a {type(default).__name__} like the default {default!r}."
+        )
     return value
 
 
@@ -156,8 +157,10 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
         with open(path) as f:
             values = json.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"--workdir={workdir!r} holds no run (no config.json): train one first with "
-                          f"python -m experiments.train --config=configs/vae.py --workdir={workdir}") from None
+        raise ConfigError(
+            f"--workdir={workdir!r} holds no run (no config.json): train one first with "
+            f"python -m experiments.train --config=configs/vae.py --workdir={workdir}"
+        ) from None
     except (OSError, ValueError) as error:
         raise ConfigError(f"{path} is unreadable or not JSON ({error})") from None
     return resolve(values, where=path)

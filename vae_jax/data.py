@@ -104,8 +104,6 @@ _DIGITS_NUM_TRAIN = 1500
 _PIP_TFDS = "pip install -e .[tfds]"
 
 
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
     """One split of a dataset.
@@ -160,8 +158,7 @@ def load_dataset(
         )
     if binarize not in BINARIZE_MODES:
         raise DataError(
-            f"binarize={binarize!r} is not supported; allowed values: "
-            + ", ".join(repr(m) for m in BINARIZE_MODES)
+            f"binarize={binarize!r} is not supported; allowed values: " + ", ".join(repr(m) for m in BINARIZE_MODES)
         )
     if name == "digits":
         splits = _load_digits()
@@ -177,9 +174,7 @@ def load_dataset(
 
 def _check_name(name: str) -> None:
     if name not in DATASETS:
-        raise DataError(
-            f"Unknown dataset {name!r}; available datasets: " + ", ".join(DATASETS)
-        )
+        raise DataError(f"Unknown dataset {name!r}; available datasets: " + ", ".join(DATASETS))
 
 
 def _expand(path: str) -> str:
@@ -227,9 +222,7 @@ def _validate(images: np.ndarray, labels, *, name: str, where: str) -> Split:
                 f"{images.shape[0]} images (labels shape {labels.shape})."
             )
         if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise DataError(
-                f"{where}: labels span [{labels.min()}, {labels.max()}], expected 0..9."
-            )
+            raise DataError(f"{where}: labels span [{labels.min()}, {labels.max()}], expected 0..9.")
         labels = labels.astype(np.int32)
     return Split(images=images, labels=labels)
 
@@ -370,10 +363,7 @@ def _parse_amat(data: bytes, path: str) -> np.ndarray:
         except ValueError:
             values = None
         if values is None or not np.isin(values, (0.0, 1.0)).all():
-            bad = next(
-                t for t in tokens
-                if t not in (b"0", b"1") and (values is None or _not01(t))
-            )
+            bad = next(t for t in tokens if t not in (b"0", b"1") and (values is None or _not01(t)))
             raise DataError(
                 f"{path}: line {lineno} contains the value {bad.decode(errors='replace')!r}; "
                 "binarized MNIST values must be 0 or 1."

@@ -20,7 +20,7 @@ def tile(images: np.ndarray, columns: int) -> np.ndarray:
     canvas = np.ones((rows * height, columns * width), images.dtype)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
-        canvas[r * height:(r + 1) * height, c * width:(c + 1) * width] = image
+        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = image
     return canvas
 
 

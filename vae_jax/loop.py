@@ -144,46 +144,55 @@ def _check_finite(t: _Training, name: str, several: bool) -> dict:
     if not skipped:
         return {}
     who = f"Sweep member {name}: " if several else ""
-    message = (f"{who}{skipped} step(s) up to step {t.step} had a non-finite loss or gradient; their "
-               "updates were skipped (the parameters stay finite).")
+    message = (
+        f"{who}{skipped} step(s) up to step {t.step} had a non-finite loss or gradient; their "
+        "updates were skipped (the parameters stay finite)."
+    )
     if t.member.config.nonfinite == "stop":
-        raise NonFiniteError(message + " Stopping before the next checkpoint (config.nonfinite='stop'); "
-                             "lower the learning rate or check the data for NaNs.")
+        raise NonFiniteError(
+            message + " Stopping before the next checkpoint (config.nonfinite='stop'); "
+            "lower the learning rate or check the data for NaNs."
+        )
     logging.warning(message)
     t.skipped_before += skipped
     return {"nonfinite_steps": skipped}
 
 
-def _progress(epoch: int, config, step: int, total_steps: int, eval_split: str, rows: list, rate: float,
-              eta: float, active: int) -> str:
+def _progress(
+    epoch: int, config, step: int, total_steps: int, eval_split: str, rows: list, rate: float, eta: float, active: int
+) -> str:
     """The epoch's progress line; ``rows`` are ``(train metrics, eval metrics)`` per member."""
     if len(rows) == 1:
-        (train_metrics, eval_metrics), = rows
+        ((train_metrics, eval_metrics),) = rows
         details = "  ".join(f"{k} {v:.3f}" for k, v in eval_metrics.items() if k != "loss")
-        return (f"epoch {epoch}/{config.num_epochs}  step {step}/{total_steps}  train loss "
-                f"{train_metrics['loss']:.3f}  {eval_split} loss {eval_metrics['loss']:.3f}  {details}  "
-                f"{rate:.0f} examples/s  ETA {format_duration(eta)}")
+        return (
+            f"epoch {epoch}/{config.num_epochs}  step {step}/{total_steps}  train loss "
+            f"{train_metrics['loss']:.3f}  {eval_split} loss {eval_metrics['loss']:.3f}  {details}  "
+            f"{rate:.0f} examples/s  ETA {format_duration(eta)}"
+        )
     train_losses = [r[0]["loss"] for r in rows]
     eval_losses = [r[1]["loss"] for r in rows]
-    return (f"epoch {epoch}/{config.num_epochs}  step {step}/{total_steps}  {active} member(s) training  train "
-            f"loss {min(train_losses):.3f}..{max(train_losses):.3f}  {eval_split} loss {min(eval_losses):.3f}.."
-            f"{max(eval_losses):.3f}  {rate:.0f} examples/s  ETA {format_duration(eta)}")
+    return (
+        f"epoch {epoch}/{config.num_epochs}  step {step}/{total_steps}  {active} member(s) training  train "
+        f"loss {min(train_losses):.3f}..{max(train_losses):.3f}  {eval_split} loss {min(eval_losses):.3f}.."
+        f"{max(eval_losses):.3f}  {rate:.0f} examples/s  ETA {format_duration(eta)}"
+    )
 
 
 def finish(config, fns, params, splits, workdir: str, eval_key: jax.Array, mesh: Mesh, log) -> dict[str, float]:
     """The final test metrics of ``params`` (written to ``final_metrics.json``) and the
     figures, by process 0. Returns the metrics."""
     evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
-    test_metrics = evaluate(params, splits["test"].images, parallel.replicate(eval_key, mesh),
-                            objectives.hyper(config))
+    test_metrics = evaluate(params, splits["test"].images, parallel.replicate(eval_key, mesh), objectives.hyper(config))
     if log.active:  # process 0 alone: on host copies of the parameters
         model_figures.save_figures(config, fns, parallel.to_host(params), splits, workdir, eval_key)
         workdir_lib.write_json(os.path.join(workdir, workdir_lib.FINAL_METRICS), test_metrics)
     return test_metrics
 
 
-def train_members(members: Sequence[Member], splits: dict, *, mesh: Mesh | None = None,
-                  execution: str = "auto") -> list[Result]:
+def train_members(
+    members: Sequence[Member], splits: dict, *, mesh: Mesh | None = None, execution: str = "auto"
+) -> list[Result]:
     """Trains ``members`` (configs equal but for `vae_jax.sweep.VMAPPED_KEYS`) on ``splits``,
     data parallel over ``mesh`` (default: every device), resuming from their workdirs.
     Returns each member's final test metrics; writes their outputs (see the module docstring).
@@ -207,34 +216,70 @@ def train_members(members: Sequence[Member], splits: dict, *, mesh: Mesh | None 
         keys = train.run_keys(member.config.seed)
         warmup = train.kl_warmup_steps(member.config, steps_per_epoch)
         _, member_model = train.model_fns(member.config, image_shape)  # c may set a learned variance's start
-        state = train.create_train_state(member_model, image_shape, member.config, total_steps, keys["init"], warmup,
-                                         tx=tx)
-        state = state.replace(apply_fn=model.apply, opt_state=train.with_learning_rate(
-            state.opt_state, member.config.optimizer.learning_rate))
+        state = train.create_train_state(
+            member_model, image_shape, member.config, total_steps, keys["init"], warmup, tx=tx
+        )
+        state = state.replace(
+            apply_fn=model.apply,
+            opt_state=train.with_learning_rate(state.opt_state, member.config.optimizer.learning_rate),
+        )
         state, keys = parallel.replicate((state, keys), mesh)  # the restore target is then replicated too
         log = workdir_lib.MetricsLog(member.workdir)
         manager = checkpoints.open_manager(member.workdir)
         best_manager = checkpoints.open_manager(member.workdir, name=selection.CHECKPOINT_DIR) if select else None
-        trainings.append(_Training(member, keys, objectives.hyper(member.config), warmup, state, log, manager,
-                                   best_manager, selection.BestEpoch()))
+        trainings.append(
+            _Training(
+                member,
+                keys,
+                objectives.hyper(member.config),
+                warmup,
+                state,
+                log,
+                manager,
+                best_manager,
+                selection.BestEpoch(),
+            )
+        )
     num_parameters = sum(leaf.size for leaf in jax.tree.leaves(trainings[0].state.params))
     execution = choose_execution(execution, len(members), num_parameters)
-    logging.info("Model %s with %d parameters; %d steps of %d examples per epoch, %d per device on %d device(s) "
-                 "of %d process(es).", type(model).__name__, num_parameters, steps_per_epoch, config.batch_size,
-                 config.batch_size // mesh.size, mesh.size, jax.process_count())
+    logging.info(
+        "Model %s with %d parameters; %d steps of %d examples per epoch, %d per device on %d device(s) "
+        "of %d process(es).",
+        type(model).__name__,
+        num_parameters,
+        steps_per_epoch,
+        config.batch_size,
+        config.batch_size // mesh.size,
+        mesh.size,
+        jax.process_count(),
+    )
     start, stop = parallel.local_rows(train_images)
-    logging.info("Training images split by rows over the devices: rows %d-%d of %d (padded to %d) on this "
-                 "process, %d per device.", start, min(stop, num_train), num_train, len(train_images),
-                 len(train_images) // mesh.size)
+    logging.info(
+        "Training images split by rows over the devices: rows %d-%d of %d (padded to %d) on this "
+        "process, %d per device.",
+        start,
+        min(stop, num_train),
+        num_train,
+        len(train_images),
+        len(train_images) // mesh.size,
+    )
     if several:
-        logging.info("%d members trained %s (%s).", len(members), "in one vmapped program" if execution == "vmap"
-                     else "in turn, each with its own program", ", ".join(m.name for m in members))
+        logging.info(
+            "%d members trained %s (%s).",
+            len(members),
+            "in one vmapped program" if execution == "vmap" else "in turn, each with its own program",
+            ", ".join(m.name for m in members),
+        )
 
     step = _restore(trainings, steps_per_epoch, select)
     for t in trainings:
         if t.step:
-            logging.info("%sResuming from the checkpoint at step %d in %s.", f"{t.member.name}: " if several else "",
-                         t.step, t.manager.directory)
+            logging.info(
+                "%sResuming from the checkpoint at step %d in %s.",
+                f"{t.member.name}: " if several else "",
+                t.step,
+                t.manager.directory,
+            )
         t.log.truncate(t.step)
         # Steps after the resumed one (a member that was ahead of the others) belong to epochs that
         # will be trained again, identically.
@@ -247,8 +292,20 @@ def train_members(members: Sequence[Member], splits: dict, *, mesh: Mesh | None 
     if complete:
         logging.info("%s complete and evaluated; nothing to do.", "Every member's run is" if several else "The run is")
     else:
-        _train_epochs(trainings, fns, config, train_images, num_train, splits[eval_split].images, eval_split, step,
-                      total_steps, mesh, execution, select)
+        _train_epochs(
+            trainings,
+            fns,
+            config,
+            train_images,
+            num_train,
+            splits[eval_split].images,
+            eval_split,
+            step,
+            total_steps,
+            mesh,
+            execution,
+            select,
+        )
 
     results = []
     for t, final in zip(trainings, finals):
@@ -260,8 +317,12 @@ def train_members(members: Sequence[Member], splits: dict, *, mesh: Mesh | None 
             if selected is None:
                 logging.warning("No validation epoch had a finite criterion; using the last epoch's parameters.")
             else:
-                logging.info("%sSelected the state of epoch %d (validation criterion %.4f).",
-                             f"{t.member.name}: " if several else "", t.best.epoch, t.best.value)
+                logging.info(
+                    "%sSelected the state of epoch %d (validation criterion %.4f).",
+                    f"{t.member.name}: " if several else "",
+                    t.best.epoch,
+                    t.best.value,
+                )
                 params = selected.params
         if not complete:
             final = finish(t.member.config, fns, params, splits, t.member.workdir, t.keys["eval"], mesh, t.log)
@@ -277,27 +338,36 @@ class MembersEpoch:
     one) or in one vmapped program. ``states`` and ``orders`` are per member; a member that
     is not ``going`` keeps its state and gets None metrics."""
 
-    def __init__(self, fns, config, hypers: Sequence[tuple[objectives.Hyper, int]], train_keys: Sequence,
-                 execution: str, mesh: Mesh | None):
+    def __init__(
+        self,
+        fns,
+        config,
+        hypers: Sequence[tuple[objectives.Hyper, int]],
+        train_keys: Sequence,
+        execution: str,
+        mesh: Mesh | None,
+    ):
         self.execution, self.hypers, self.train_keys = execution, list(hypers), list(train_keys)
         dynamic = config.data.binarize == "dynamic"
         if execution == "vmap":
-            self.program = train.make_members_epoch(train.make_train_step(fns, dynamic_binarization=dynamic),
-                                                    mesh=mesh)
+            self.program = train.make_members_epoch(train.make_train_step(fns, dynamic_binarization=dynamic), mesh=mesh)
             self.stacked_keys = _stack(self.train_keys)
         else:
             self.programs = {}
             for hyper, warmup in self.hypers:
                 if (hyper, warmup) not in self.programs:
-                    step_fn = train.make_train_step(fns, dynamic_binarization=dynamic, hyper=hyper,
-                                                    kl_warmup_steps=warmup)
-                    self.programs[(hyper, warmup)] = train.make_train_epoch(step_fn, fused=config.fused_epoch,
-                                                                            mesh=mesh)
+                    step_fn = train.make_train_step(
+                        fns, dynamic_binarization=dynamic, hyper=hyper, kl_warmup_steps=warmup
+                    )
+                    self.programs[(hyper, warmup)] = train.make_train_epoch(
+                        step_fn, fused=config.fused_epoch, mesh=mesh
+                    )
 
     def __call__(self, states: list, going: Sequence[bool], images, orders: Sequence) -> tuple[list, list]:
         if self.execution == "vmap":
-            stacked, metrics = self.program(_stack(states), images, jnp.stack(orders), self.stacked_keys,
-                                            np.asarray(going))
+            stacked, metrics = self.program(
+                _stack(states), images, jnp.stack(orders), self.stacked_keys, np.asarray(going)
+            )
             metrics = jax.device_get(metrics)
             states = [_unstack(stacked, i) for i in range(len(states))]
             return states, [{n: float(v[i]) for n, v in metrics.items()} if g else None for i, g in enumerate(going)]
@@ -311,30 +381,56 @@ class MembersEpoch:
         return states, all_metrics
 
 
-def _train_epochs(trainings: list[_Training], fns, config, train_images, num_train: int, eval_images,
-                  eval_split: str, step: int, total_steps: int, mesh: Mesh, execution: str, select: bool) -> None:
+def _train_epochs(
+    trainings: list[_Training],
+    fns,
+    config,
+    train_images,
+    num_train: int,
+    eval_images,
+    eval_split: str,
+    step: int,
+    total_steps: int,
+    mesh: Mesh,
+    execution: str,
+    select: bool,
+) -> None:
     """The epochs from ``step`` on (see the module docstring)."""
     several = len(trainings) > 1
     steps_per_epoch = num_train // config.batch_size
     evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
-    members_epoch = MembersEpoch(fns, config, [(t.hyper, t.warmup_steps) for t in trainings],
-                                 [t.keys["train"] for t in trainings], execution, mesh)
+    members_epoch = MembersEpoch(
+        fns,
+        config,
+        [(t.hyper, t.warmup_steps) for t in trainings],
+        [t.keys["train"] for t in trainings],
+        execution,
+        mesh,
+    )
     start_epoch = step // steps_per_epoch
     run_start = time.perf_counter()
     for epoch in range(start_epoch, config.num_epochs):
         for t in trainings:
             if select and not t.stopped and t.best.should_stop(epoch):
-                logging.info("%sEarly stopping after epoch %d: the validation criterion has not improved for %d "
-                             "epochs (best %.4f at epoch %d).", f"{t.member.name}: " if several else "", epoch,
-                             epoch - t.best.epoch, t.best.value, t.best.epoch)
+                logging.info(
+                    "%sEarly stopping after epoch %d: the validation criterion has not improved for %d "
+                    "epochs (best %.4f at epoch %d).",
+                    f"{t.member.name}: " if several else "",
+                    epoch,
+                    epoch - t.best.epoch,
+                    t.best.value,
+                    t.best.epoch,
+                )
                 t.stopped = True
         active = [t for t in trainings if not t.stopped]
         if not active:
             break
         epoch_start = time.perf_counter()
         going = [not t.stopped for t in trainings]
-        orders = [train.epoch_order(t.keys["data"], epoch, num_train, config.batch_size) if g or execution == "vmap"
-                  else None for t, g in zip(trainings, going)]
+        orders = [
+            train.epoch_order(t.keys["data"], epoch, num_train, config.batch_size) if g or execution == "vmap" else None
+            for t, g in zip(trainings, going)
+        ]
         states, all_metrics = members_epoch([t.state for t in trainings], going, train_images, orders)
         for t, state in zip(trainings, states):
             t.state = state
@@ -356,5 +452,17 @@ def _train_epochs(trainings: list[_Training], fns, config, train_images, num_tra
             rows.append((member_train, eval_metrics))
         done = epoch + 1 - start_epoch
         eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch - 1)
-        logging.info("%s", _progress(epoch + 1, config, active[0].step, total_steps, eval_split, rows,
-                                     member_rate * len(active), eta, len(active)))
+        logging.info(
+            "%s",
+            _progress(
+                epoch + 1,
+                config,
+                active[0].step,
+                total_steps,
+                eval_split,
+                rows,
+                member_rate * len(active),
+                eta,
+                len(active),
+            ),
+        )

@@ -68,73 +68,63 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # ------------------------------------------------------------------------------
 
 
-def _check_shapes_equal(
-    a: jax.Array, b: jax.Array, name_a: str, name_b: str
-) -> None:
-  if a.shape != b.shape:
-    raise ValueError(
-        f"Shape mismatch: `{name_a}` has shape {a.shape} but `{name_b}` has "
-        f"shape {b.shape}; they must be equal."
-    )
+def _check_shapes_equal(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"Shape mismatch: `{name_a}` has shape {a.shape} but `{name_b}` has shape {b.shape}; they must be equal."
+        )
 
 
-def _broadcast_shapes(
-    shapes: Sequence[Tuple[int, ...]], names: Sequence[str]
-) -> Tuple[int, ...]:
-  try:
-    return tuple(np.broadcast_shapes(*shapes))
-  except ValueError:
-    desc = ", ".join(f"`{n}` {s}" for n, s in zip(names, shapes))
-    raise ValueError(
-        f"Shapes are not broadcast-compatible: {desc}."
-    ) from None
+def _broadcast_shapes(shapes: Sequence[Tuple[int, ...]], names: Sequence[str]) -> Tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        desc = ", ".join(f"`{n}` {s}" for n, s in zip(names, shapes))
+        raise ValueError(f"Shapes are not broadcast-compatible: {desc}.") from None
 
 
 def _check_min_ndim(x: jax.Array, name: str) -> None:
-  if x.ndim < 1:
-    raise ValueError(
-        f"`{name}` must have at least one (event) axis, i.e. shape [..., d]; "
-        f"got shape {x.shape}."
-    )
+    if x.ndim < 1:
+        raise ValueError(f"`{name}` must have at least one (event) axis, i.e. shape [..., d]; got shape {x.shape}.")
 
 
 def _event_axes(x: jax.Array, event_ndims: int, name: str) -> Tuple[int, ...]:
-  """Returns the last `event_ndims` axes of `x`, validating `event_ndims`."""
-  if (
-      isinstance(event_ndims, bool)
-      or not isinstance(event_ndims, (int, np.integer))
-      or not 0 <= event_ndims <= x.ndim
-  ):
-    raise ValueError(
-        f"`event_ndims` must be an int in [0, {name}.ndim={x.ndim}] "
-        f"({name} has shape {x.shape}); got {event_ndims!r}."
-    )
-  return tuple(range(x.ndim - int(event_ndims), x.ndim))
+    """Returns the last `event_ndims` axes of `x`, validating `event_ndims`."""
+    if (
+        isinstance(event_ndims, bool)
+        or not isinstance(event_ndims, (int, np.integer))
+        or not 0 <= event_ndims <= x.ndim
+    ):
+        raise ValueError(
+            f"`event_ndims` must be an int in [0, {name}.ndim={x.ndim}] "
+            f"({name} has shape {x.shape}); got {event_ndims!r}."
+        )
+    return tuple(range(x.ndim - int(event_ndims), x.ndim))
 
 
 def _as_float(x: jax.typing.ArrayLike) -> jax.Array:
-  """Converts to a JAX array, promoting integer/bool inputs to float."""
-  x = jnp.asarray(x)
-  if not jnp.issubdtype(x.dtype, jnp.inexact):
-    x = x.astype(jnp.result_type(float))
-  return x
+    """Converts to a JAX array, promoting integer/bool inputs to float."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return x
 
 
 def _kernel(*static_argnames: str):
-  """Compiles a private numerical kernel as a single XLA computation.
+    """Compiles a private numerical kernel as a single XLA computation.
 
-  Like the functions in `jax.nn`, this makes an eager call compile once per
-  input signature instead of once per primitive. When traced inside an outer
-  `jax.jit` (or `jax.make_jaxpr`) the kernel is inlined (`inline=True`), so it
-  adds nothing to the caller's program. The public wrappers validate shapes in
-  Python before calling it, so errors surface at trace time with readable
-  messages.
-  """
+    Like the functions in `jax.nn`, this makes an eager call compile once per
+    input signature instead of once per primitive. When traced inside an outer
+    `jax.jit` (or `jax.make_jaxpr`) the kernel is inlined (`inline=True`), so it
+    adds nothing to the caller's program. The public wrappers validate shapes in
+    Python before calling it, so errors surface at trace time with readable
+    messages.
+    """
 
-  def wrap(fn):
-    return jax.jit(fn, static_argnames=static_argnames, inline=True)
+    def wrap(fn):
+        return jax.jit(fn, static_argnames=static_argnames, inline=True)
 
-  return wrap
+    return wrap
 
 
 # ------------------------------------------------------------------------------
@@ -147,104 +137,104 @@ def reparameterize(
     mean: jax.typing.ArrayLike,
     logvar: jax.typing.ArrayLike,
 ) -> jax.Array:
-  r"""Draws ``z ~ N(mean, diag(exp(logvar)))`` with the reparameterisation trick.
+    r"""Draws ``z ~ N(mean, diag(exp(logvar)))`` with the reparameterisation trick.
 
-  .. math::
-    z = \mu + \exp(\tfrac12 \log\sigma^2) \odot \xi, \qquad \xi \sim N(0, I),
+    .. math::
+      z = \mu + \exp(\tfrac12 \log\sigma^2) \odot \xi, \qquad \xi \sim N(0, I),
 
-  so ``z`` is a differentiable function of ``mean`` and ``logvar`` and
-  gradients of a Monte-Carlo objective flow back into the encoder.
+    so ``z`` is a differentiable function of ``mean`` and ``logvar`` and
+    gradients of a Monte-Carlo objective flow back into the encoder.
 
-  Args:
-    rng: a PRNG key (``jax.random.key``, or a legacy raw ``uint32[2]`` key array).
-    mean: the mean ``mu``, shape ``[..., d]`` (any shape is accepted).
-    logvar: the log-variance ``log sigma^2``, same shape as ``mean``.
+    Args:
+      rng: a PRNG key (``jax.random.key``, or a legacy raw ``uint32[2]`` key array).
+      mean: the mean ``mu``, shape ``[..., d]`` (any shape is accepted).
+      logvar: the log-variance ``log sigma^2``, same shape as ``mean``.
 
-  Returns:
-    a sample ``z`` with the shape and (floating) dtype of ``mean``. For several
-    samples per example, broadcast ``mean`` and ``logvar`` first, e.g. to
-    ``[k, ..., d]``.
+    Returns:
+      a sample ``z`` with the shape and (floating) dtype of ``mean``. For several
+      samples per example, broadcast ``mean`` and ``logvar`` first, e.g. to
+      ``[k, ..., d]``.
 
-  Raises:
-    ValueError: if ``mean`` and ``logvar`` have different shapes.
+    Raises:
+      ValueError: if ``mean`` and ``logvar`` have different shapes.
 
-  Example:
-    >>> z = reparameterize(jax.random.key(0), jnp.zeros(3), jnp.zeros(3))
-    >>> z.shape
-    (3,)
-    >>> # With a (numerically) zero variance, z collapses onto the mean.
-    >>> z = reparameterize(jax.random.key(0), jnp.array([1.0, -2.0]),
-    ...                    jnp.full(2, -200.0))
-    >>> [round(float(v), 4) for v in z]
-    [1.0, -2.0]
+    Example:
+      >>> z = reparameterize(jax.random.key(0), jnp.zeros(3), jnp.zeros(3))
+      >>> z.shape
+      (3,)
+      >>> # With a (numerically) zero variance, z collapses onto the mean.
+      >>> z = reparameterize(jax.random.key(0), jnp.array([1.0, -2.0]),
+      ...                    jnp.full(2, -200.0))
+      >>> [round(float(v), 4) for v in z]
+      [1.0, -2.0]
 
-  References:
-    Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Sec. 2.4.
-  """
-  mean = _as_float(mean)
-  logvar = _as_float(logvar)
-  _check_shapes_equal(mean, logvar, "mean", "logvar")
-  return _reparameterize(rng, mean, logvar)
+    References:
+      Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Sec. 2.4.
+    """
+    mean = _as_float(mean)
+    logvar = _as_float(logvar)
+    _check_shapes_equal(mean, logvar, "mean", "logvar")
+    return _reparameterize(rng, mean, logvar)
 
 
 @_kernel()
 def _reparameterize(rng, mean, logvar):
-  eps = jax.random.normal(rng, mean.shape, mean.dtype)
-  # std = exp(logvar / 2): never forms the variance itself, so it cannot
-  # overflow for logvar values where exp(logvar) would.
-  return mean + jnp.exp(0.5 * logvar) * eps
+    eps = jax.random.normal(rng, mean.shape, mean.dtype)
+    # std = exp(logvar / 2): never forms the variance itself, so it cannot
+    # overflow for logvar values where exp(logvar) would.
+    return mean + jnp.exp(0.5 * logvar) * eps
 
 
 def gaussian_kl_to_standard_normal(
     mean: jax.typing.ArrayLike,
     logvar: jax.typing.ArrayLike,
 ) -> jax.Array:
-  r"""Closed-form ``KL(N(mean, diag(exp(logvar))) || N(0, I))`` per example.
+    r"""Closed-form ``KL(N(mean, diag(exp(logvar))) || N(0, I))`` per example.
 
-  .. math::
-    \mathrm{KL} = \tfrac12 \sum_{j=1}^{d}
-      \left(\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2\right)
-    = \tfrac12 \sum_{j=1}^{d}
-      \left(\operatorname{expm1}(\log\sigma_j^2) - \log\sigma_j^2 + \mu_j^2
-      \right).
+    .. math::
+      \mathrm{KL} = \tfrac12 \sum_{j=1}^{d}
+        \left(\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2\right)
+      = \tfrac12 \sum_{j=1}^{d}
+        \left(\operatorname{expm1}(\log\sigma_j^2) - \log\sigma_j^2 + \mu_j^2
+        \right).
 
-  This is the regulariser of the VAE objective (Kingma & Welling, App. B).
+    This is the regulariser of the VAE objective (Kingma & Welling, App. B).
 
-  Args:
-    mean: posterior mean, shape ``[..., d]``.
-    logvar: posterior log-variance, same shape as ``mean``.
+    Args:
+      mean: posterior mean, shape ``[..., d]``.
+      logvar: posterior log-variance, same shape as ``mean``.
 
-  Returns:
-    the KL divergence in nats, summed over the last (latent) axis: shape
-    ``[...]``.
+    Returns:
+      the KL divergence in nats, summed over the last (latent) axis: shape
+      ``[...]``.
 
-  Raises:
-    ValueError: if the shapes differ or the inputs are scalars (no latent
-      axis).
+    Raises:
+      ValueError: if the shapes differ or the inputs are scalars (no latent
+        axis).
 
-  Example:
-    >>> kl = gaussian_kl_to_standard_normal(jnp.array([1.0, 0.0]),
-    ...                                     jnp.array([0.0, math.log(2.0)]))
-    >>> print(round(float(kl), 4))  # 0.5 * (1 + (2 - 1 - log 2))
-    0.6534
+    Example:
+      >>> kl = gaussian_kl_to_standard_normal(jnp.array([1.0, 0.0]),
+      ...                                     jnp.array([0.0, math.log(2.0)]))
+      >>> print(round(float(kl), 4))  # 0.5 * (1 + (2 - 1 - log 2))
+      0.6534
 
-  References:
-    Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Appendix B.
-  """
-  mean = _as_float(mean)
-  logvar = _as_float(logvar)
-  _check_shapes_equal(mean, logvar, "mean", "logvar")
-  _check_min_ndim(mean, "mean")
-  return _kl_to_standard_normal(mean, logvar)
+    References:
+      Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Appendix B.
+    """
+    mean = _as_float(mean)
+    logvar = _as_float(logvar)
+    _check_shapes_equal(mean, logvar, "mean", "logvar")
+    _check_min_ndim(mean, "mean")
+    return _kl_to_standard_normal(mean, logvar)
 
 
 @_kernel()
 def _kl_to_standard_normal(mean, logvar):
-  # sigma^2 - 1 - log sigma^2 = expm1(l) - l. Near l = 0 the naive form
-  # exp(l) - 1 - l cancels catastrophically (float32 loses every digit for
-  # |l| < ~1e-4), while expm1(l) - l ~= l^2 / 2 keeps full relative precision.
-  per_dim = jnp.expm1(logvar) - logvar + jnp.square(mean)
-  return 0.5 * jnp.sum(per_dim, axis=-1)
+    # sigma^2 - 1 - log sigma^2 = expm1(l) - l. Near l = 0 the naive form
+    # exp(l) - 1 - l cancels catastrophically (float32 loses every digit for
+    # |l| < ~1e-4), while expm1(l) - l ~= l^2 / 2 keeps full relative precision.
+    per_dim = jnp.expm1(logvar) - logvar + jnp.square(mean)
+    return 0.5 * jnp.sum(per_dim, axis=-1)
 
 
 def gaussian_kl(
@@ -253,106 +243,106 @@ def gaussian_kl(
     mean_p: jax.typing.ArrayLike,
     logvar_p: jax.typing.ArrayLike,
 ) -> jax.Array:
-  r"""Closed-form ``KL(q || p)`` between two diagonal Gaussians, per example.
+    r"""Closed-form ``KL(q || p)`` between two diagonal Gaussians, per example.
 
-  With ``q = N(mu_q, diag(sigma_q^2))``, ``p = N(mu_p, diag(sigma_p^2))`` and
-  ``delta = log sigma_q - log sigma_p = (logvar_q - logvar_p) / 2``:
+    With ``q = N(mu_q, diag(sigma_q^2))``, ``p = N(mu_p, diag(sigma_p^2))`` and
+    ``delta = log sigma_q - log sigma_p = (logvar_q - logvar_p) / 2``:
 
-  .. math::
-    \mathrm{KL}(q\|p) = \sum_{j=1}^{d} \left[
-      \tfrac12 \left(\frac{\mu_{q,j} - \mu_{p,j}}{\sigma_{p,j}}\right)^2
-      + \tfrac12 \operatorname{expm1}(2\delta_j) - \delta_j \right].
+    .. math::
+      \mathrm{KL}(q\|p) = \sum_{j=1}^{d} \left[
+        \tfrac12 \left(\frac{\mu_{q,j} - \mu_{p,j}}{\sigma_{p,j}}\right)^2
+        + \tfrac12 \operatorname{expm1}(2\delta_j) - \delta_j \right].
 
-  This is the numerically careful form used by distrax's
-  ``_kl_divergence_normal_normal``: it works with the *difference* of log
-  scales (so large-but-equal variances do not lose precision), and ``expm1``
-  keeps the ``sigma_q^2/sigma_p^2 - 1 - log(sigma_q^2/sigma_p^2)`` term
-  accurate when the two variances are close. With ``p = N(0, I)`` it reduces
-  to :func:`gaussian_kl_to_standard_normal`.
+    This is the numerically careful form used by distrax's
+    ``_kl_divergence_normal_normal``: it works with the *difference* of log
+    scales (so large-but-equal variances do not lose precision), and ``expm1``
+    keeps the ``sigma_q^2/sigma_p^2 - 1 - log(sigma_q^2/sigma_p^2)`` term
+    accurate when the two variances are close. With ``p = N(0, I)`` it reduces
+    to :func:`gaussian_kl_to_standard_normal`.
 
-  Args:
-    mean_q: mean of ``q``, shape ``[..., d]``.
-    logvar_q: log-variance of ``q``, same shape as ``mean_q``.
-    mean_p: mean of ``p``, shape broadcastable against ``mean_q`` (e.g. a
-      learned prior shared by the batch, shape ``[d]``).
-    logvar_p: log-variance of ``p``, same shape as ``mean_p``.
+    Args:
+      mean_q: mean of ``q``, shape ``[..., d]``.
+      logvar_q: log-variance of ``q``, same shape as ``mean_q``.
+      mean_p: mean of ``p``, shape broadcastable against ``mean_q`` (e.g. a
+        learned prior shared by the batch, shape ``[d]``).
+      logvar_p: log-variance of ``p``, same shape as ``mean_p``.
 
-  Returns:
-    the KL divergence in nats, summed over the last axis of the broadcast
-    shape: shape ``broadcast(mean_q.shape, mean_p.shape)[:-1]``.
+    Returns:
+      the KL divergence in nats, summed over the last axis of the broadcast
+      shape: shape ``broadcast(mean_q.shape, mean_p.shape)[:-1]``.
 
-  Raises:
-    ValueError: if ``mean`` and ``logvar`` of the same distribution differ in
-      shape, if ``q`` and ``p`` shapes do not broadcast, or if the inputs are
-      scalars.
+    Raises:
+      ValueError: if ``mean`` and ``logvar`` of the same distribution differ in
+        shape, if ``q`` and ``p`` shapes do not broadcast, or if the inputs are
+        scalars.
 
-  Example:
-    >>> kl = gaussian_kl(jnp.array([1.0]), jnp.array([0.0]),
-    ...                  jnp.array([0.0]), jnp.array([math.log(4.0)]))
-    >>> print(round(float(kl), 4))  # 0.5 * (1/4 + 1/4 - 1 + log 4)
-    0.4431
-    >>> print(round(float(gaussian_kl(jnp.ones(3), jnp.ones(3),
-    ...                               jnp.ones(3), jnp.ones(3))), 4))
-    0.0
+    Example:
+      >>> kl = gaussian_kl(jnp.array([1.0]), jnp.array([0.0]),
+      ...                  jnp.array([0.0]), jnp.array([math.log(4.0)]))
+      >>> print(round(float(kl), 4))  # 0.5 * (1/4 + 1/4 - 1 + log 4)
+      0.4431
+      >>> print(round(float(gaussian_kl(jnp.ones(3), jnp.ones(3),
+      ...                               jnp.ones(3), jnp.ones(3))), 4))
+      0.0
 
-  References:
-    distrax, ``distrax/_src/distributions/normal.py``
-    (``_kl_divergence_normal_normal``).
-  """
-  mean_q, logvar_q = _as_float(mean_q), _as_float(logvar_q)
-  mean_p, logvar_p = _as_float(mean_p), _as_float(logvar_p)
-  _check_shapes_equal(mean_q, logvar_q, "mean_q", "logvar_q")
-  _check_shapes_equal(mean_p, logvar_p, "mean_p", "logvar_p")
-  _broadcast_shapes([mean_q.shape, mean_p.shape], ["mean_q", "mean_p"])
-  _check_min_ndim(mean_q, "mean_q")
-  _check_min_ndim(mean_p, "mean_p")
-  return _kl_normal_normal(mean_q, logvar_q, mean_p, logvar_p)
+    References:
+      distrax, ``distrax/_src/distributions/normal.py``
+      (``_kl_divergence_normal_normal``).
+    """
+    mean_q, logvar_q = _as_float(mean_q), _as_float(logvar_q)
+    mean_p, logvar_p = _as_float(mean_p), _as_float(logvar_p)
+    _check_shapes_equal(mean_q, logvar_q, "mean_q", "logvar_q")
+    _check_shapes_equal(mean_p, logvar_p, "mean_p", "logvar_p")
+    _broadcast_shapes([mean_q.shape, mean_p.shape], ["mean_q", "mean_p"])
+    _check_min_ndim(mean_q, "mean_q")
+    _check_min_ndim(mean_p, "mean_p")
+    return _kl_normal_normal(mean_q, logvar_q, mean_p, logvar_p)
 
 
 @_kernel()
 def _kl_normal_normal(mean_q, logvar_q, mean_p, logvar_p):
-  # log(sigma_q / sigma_p), computed from the log-variances directly.
-  diff_log_scale = 0.5 * (logvar_q - logvar_p)
-  # (mu_q - mu_p) / sigma_p, with 1/sigma_p = exp(-logvar_p / 2).
-  scaled_mean_diff = (mean_q - mean_p) * jnp.exp(-0.5 * logvar_p)
-  per_dim = (
-      0.5 * jnp.square(scaled_mean_diff)
-      # r - 1 - log r with r = sigma_q^2 / sigma_p^2 = exp(2 delta): expm1
-      # avoids cancellation when the variances are nearly equal.
-      + 0.5 * jnp.expm1(2.0 * diff_log_scale)
-      - diff_log_scale
-  )
-  return jnp.sum(per_dim, axis=-1)
+    # log(sigma_q / sigma_p), computed from the log-variances directly.
+    diff_log_scale = 0.5 * (logvar_q - logvar_p)
+    # (mu_q - mu_p) / sigma_p, with 1/sigma_p = exp(-logvar_p / 2).
+    scaled_mean_diff = (mean_q - mean_p) * jnp.exp(-0.5 * logvar_p)
+    per_dim = (
+        0.5 * jnp.square(scaled_mean_diff)
+        # r - 1 - log r with r = sigma_q^2 / sigma_p^2 = exp(2 delta): expm1
+        # avoids cancellation when the variances are nearly equal.
+        + 0.5 * jnp.expm1(2.0 * diff_log_scale)
+        - diff_log_scale
+    )
+    return jnp.sum(per_dim, axis=-1)
 
 
 def standard_normal_log_prob(z: jax.typing.ArrayLike) -> jax.Array:
-  r"""Log-density of ``N(0, I)`` at ``z``, per example.
+    r"""Log-density of ``N(0, I)`` at ``z``, per example.
 
-  .. math::
-    \log N(z; 0, I) = -\tfrac12 \|z\|^2 - \tfrac{d}{2} \log(2\pi).
+    .. math::
+      \log N(z; 0, I) = -\tfrac12 \|z\|^2 - \tfrac{d}{2} \log(2\pi).
 
-  Args:
-    z: points, shape ``[..., d]``.
+    Args:
+      z: points, shape ``[..., d]``.
 
-  Returns:
-    log-densities in nats, summed over the last axis: shape ``[...]``.
+    Returns:
+      log-densities in nats, summed over the last axis: shape ``[...]``.
 
-  Raises:
-    ValueError: if ``z`` is a scalar (no latent axis).
+    Raises:
+      ValueError: if ``z`` is a scalar (no latent axis).
 
-  Example:
-    >>> print(round(float(standard_normal_log_prob(jnp.zeros(2))), 4))
-    -1.8379
-  """
-  z = _as_float(z)
-  _check_min_ndim(z, "z")
-  return _standard_normal_log_prob(z)
+    Example:
+      >>> print(round(float(standard_normal_log_prob(jnp.zeros(2))), 4))
+      -1.8379
+    """
+    z = _as_float(z)
+    _check_min_ndim(z, "z")
+    return _standard_normal_log_prob(z)
 
 
 @_kernel()
 def _standard_normal_log_prob(z):
-  d = z.shape[-1]
-  return -0.5 * jnp.sum(jnp.square(z), axis=-1) - 0.5 * d * _LOG_2PI
+    d = z.shape[-1]
+    return -0.5 * jnp.sum(jnp.square(z), axis=-1) - 0.5 * d * _LOG_2PI
 
 
 def diagonal_gaussian_log_prob(
@@ -360,50 +350,50 @@ def diagonal_gaussian_log_prob(
     mean: jax.typing.ArrayLike,
     logvar: jax.typing.ArrayLike,
 ) -> jax.Array:
-  r"""Log-density of ``N(mean, diag(exp(logvar)))`` at ``z``, per example.
+    r"""Log-density of ``N(mean, diag(exp(logvar)))`` at ``z``, per example.
 
-  .. math::
-    \log N(z; \mu, \operatorname{diag}\sigma^2) = -\tfrac12 \sum_{j=1}^{d}
-      \left[\frac{(z_j - \mu_j)^2}{\sigma_j^2} + \log\sigma_j^2 + \log 2\pi
-      \right].
+    .. math::
+      \log N(z; \mu, \operatorname{diag}\sigma^2) = -\tfrac12 \sum_{j=1}^{d}
+        \left[\frac{(z_j - \mu_j)^2}{\sigma_j^2} + \log\sigma_j^2 + \log 2\pi
+        \right].
 
-  Typical use is ``log q(z_k | x)`` for the samples of :func:`iwae_bound`.
+    Typical use is ``log q(z_k | x)`` for the samples of :func:`iwae_bound`.
 
-  Args:
-    z: points, shape ``[..., d]``; may carry extra leading sample axes, e.g.
-      ``[k, batch, d]`` against ``mean`` of shape ``[batch, d]`` (standard
-      broadcasting).
-    mean: mean, shape ``[..., d]``, broadcastable against ``z``.
-    logvar: log-variance, same shape as ``mean``.
+    Args:
+      z: points, shape ``[..., d]``; may carry extra leading sample axes, e.g.
+        ``[k, batch, d]`` against ``mean`` of shape ``[batch, d]`` (standard
+        broadcasting).
+      mean: mean, shape ``[..., d]``, broadcastable against ``z``.
+      logvar: log-variance, same shape as ``mean``.
 
-  Returns:
-    log-densities in nats, summed over the last axis: shape
-    ``broadcast(z.shape, mean.shape)[:-1]``.
+    Returns:
+      log-densities in nats, summed over the last axis: shape
+      ``broadcast(z.shape, mean.shape)[:-1]``.
 
-  Raises:
-    ValueError: if ``mean`` and ``logvar`` differ in shape, if ``z`` does not
-      broadcast against them, or if the inputs are scalars.
+    Raises:
+      ValueError: if ``mean`` and ``logvar`` differ in shape, if ``z`` does not
+        broadcast against them, or if the inputs are scalars.
 
-  Example:
-    >>> lp = diagonal_gaussian_log_prob(jnp.array([1.0]), jnp.array([1.0]),
-    ...                                 jnp.array([math.log(4.0)]))
-    >>> print(round(float(lp), 4))  # -0.5 * (log 4 + log 2pi)
-    -1.6121
-  """
-  z, mean, logvar = _as_float(z), _as_float(mean), _as_float(logvar)
-  _check_shapes_equal(mean, logvar, "mean", "logvar")
-  _broadcast_shapes([z.shape, mean.shape], ["z", "mean"])
-  _check_min_ndim(z, "z")
-  _check_min_ndim(mean, "mean")
-  return _diagonal_gaussian_log_prob(z, mean, logvar)
+    Example:
+      >>> lp = diagonal_gaussian_log_prob(jnp.array([1.0]), jnp.array([1.0]),
+      ...                                 jnp.array([math.log(4.0)]))
+      >>> print(round(float(lp), 4))  # -0.5 * (log 4 + log 2pi)
+      -1.6121
+    """
+    z, mean, logvar = _as_float(z), _as_float(mean), _as_float(logvar)
+    _check_shapes_equal(mean, logvar, "mean", "logvar")
+    _broadcast_shapes([z.shape, mean.shape], ["z", "mean"])
+    _check_min_ndim(z, "z")
+    _check_min_ndim(mean, "mean")
+    return _diagonal_gaussian_log_prob(z, mean, logvar)
 
 
 @_kernel()
 def _diagonal_gaussian_log_prob(z, mean, logvar):
-  # Multiply by exp(-logvar) rather than dividing by exp(logvar): one fewer
-  # op and no overflow of the variance itself for large logvar.
-  mahalanobis = jnp.square(z - mean) * jnp.exp(-logvar)
-  return -0.5 * jnp.sum(mahalanobis + logvar + _LOG_2PI, axis=-1)
+    # Multiply by exp(-logvar) rather than dividing by exp(logvar): one fewer
+    # op and no overflow of the variance itself for large logvar.
+    mahalanobis = jnp.square(z - mean) * jnp.exp(-logvar)
+    return -0.5 * jnp.sum(mahalanobis + logvar + _LOG_2PI, axis=-1)
 
 
 def gaussian_mixture_log_prob(
@@ -411,59 +401,59 @@ def gaussian_mixture_log_prob(
     means: jax.typing.ArrayLike,
     logvars: jax.typing.ArrayLike,
 ) -> jax.Array:
-  r"""Log-density at ``z`` of the equal-weight mixture of ``K`` diagonal Gaussians.
+    r"""Log-density at ``z`` of the equal-weight mixture of ``K`` diagonal Gaussians.
 
-  .. math::
-    \log p(z) = \log \frac{1}{K} \sum_{k=1}^{K}
-      N(z; \mu_k, \operatorname{diag}\sigma_k^2)
+    .. math::
+      \log p(z) = \log \frac{1}{K} \sum_{k=1}^{K}
+        N(z; \mu_k, \operatorname{diag}\sigma_k^2)
 
-  (a log-sum-exp over the components, stable for far-apart ones). This is the
-  prior of a mixture-of-Gaussians VAE, and the VampPrior when ``means`` and
-  ``logvars`` are the encoder's outputs at ``K`` learned pseudo-inputs.
+    (a log-sum-exp over the components, stable for far-apart ones). This is the
+    prior of a mixture-of-Gaussians VAE, and the VampPrior when ``means`` and
+    ``logvars`` are the encoder's outputs at ``K`` learned pseudo-inputs.
 
-  The squared distances are expanded into matrix products (no ``[..., K, d]``
-  array, and matrix-product speed), so their rounding error is about the
-  float precision times ``sum_j (z_j^2 + mu_kj^2) / sigma_kj^2``: 1e-3 nats for
-  typical latents (|z| of a few units, variances >= 0.01, d = 40).
+    The squared distances are expanded into matrix products (no ``[..., K, d]``
+    array, and matrix-product speed), so their rounding error is about the
+    float precision times ``sum_j (z_j^2 + mu_kj^2) / sigma_kj^2``: 1e-3 nats for
+    typical latents (|z| of a few units, variances >= 0.01, d = 40).
 
-  Args:
-    z: points, shape ``[..., d]`` (any leading batch / sample axes).
-    means: component means, shape ``[K, d]``.
-    logvars: component log-variances, shape ``[K, d]``.
+    Args:
+      z: points, shape ``[..., d]`` (any leading batch / sample axes).
+      means: component means, shape ``[K, d]``.
+      logvars: component log-variances, shape ``[K, d]``.
 
-  Returns:
-    log-densities in nats, shape ``z.shape[:-1]``.
+    Returns:
+      log-densities in nats, shape ``z.shape[:-1]``.
 
-  Raises:
-    ValueError: if ``means`` and ``logvars`` differ in shape or are not
-      ``[K, d]`` with the ``d`` of ``z``.
+    Raises:
+      ValueError: if ``means`` and ``logvars`` differ in shape or are not
+        ``[K, d]`` with the ``d`` of ``z``.
 
-  Example:
-    >>> lp = gaussian_mixture_log_prob(jnp.zeros((1, 2)), jnp.zeros((3, 2)),
-    ...                                jnp.zeros((3, 2)))
-    >>> print(round(float(lp[0]), 4))  # one N(0, I) three times: -log 2pi
-    -1.8379
-  """
-  z, means, logvars = _as_float(z), _as_float(means), _as_float(logvars)
-  _check_shapes_equal(means, logvars, "means", "logvars")
-  _check_min_ndim(z, "z")
-  if means.ndim != 2 or means.shape[-1] != z.shape[-1]:
-    raise ValueError(
-        f"means and logvars must be [K, d] with d = z.shape[-1] = {z.shape[-1]}; "
-        f"got {means.shape}.")
-  return _gaussian_mixture_log_prob(z, means, logvars)
+    Example:
+      >>> lp = gaussian_mixture_log_prob(jnp.zeros((1, 2)), jnp.zeros((3, 2)),
+      ...                                jnp.zeros((3, 2)))
+      >>> print(round(float(lp[0]), 4))  # one N(0, I) three times: -log 2pi
+      -1.8379
+    """
+    z, means, logvars = _as_float(z), _as_float(means), _as_float(logvars)
+    _check_shapes_equal(means, logvars, "means", "logvars")
+    _check_min_ndim(z, "z")
+    if means.ndim != 2 or means.shape[-1] != z.shape[-1]:
+        raise ValueError(f"means and logvars must be [K, d] with d = z.shape[-1] = {z.shape[-1]}; got {means.shape}.")
+    return _gaussian_mixture_log_prob(z, means, logvars)
 
 
 @_kernel()
 def _gaussian_mixture_log_prob(z, means, logvars):
-  # sum_j (z_j - m_kj)^2 / v_kj expanded into matrix products, so that no
-  # [..., K, d] array is formed (K = 500 pseudo-inputs, thousands of samples).
-  inverse_variances = jnp.exp(-logvars)
-  mahalanobis = (jnp.square(z) @ inverse_variances.T
-                 - 2.0 * z @ (means * inverse_variances).T
-                 + jnp.sum(jnp.square(means) * inverse_variances, axis=-1))
-  per_component = -0.5 * (mahalanobis + jnp.sum(logvars, axis=-1) + z.shape[-1] * _LOG_2PI)
-  return jax.nn.logsumexp(per_component, axis=-1) - math.log(means.shape[0])
+    # sum_j (z_j - m_kj)^2 / v_kj expanded into matrix products, so that no
+    # [..., K, d] array is formed (K = 500 pseudo-inputs, thousands of samples).
+    inverse_variances = jnp.exp(-logvars)
+    mahalanobis = (
+        jnp.square(z) @ inverse_variances.T
+        - 2.0 * z @ (means * inverse_variances).T
+        + jnp.sum(jnp.square(means) * inverse_variances, axis=-1)
+    )
+    per_component = -0.5 * (mahalanobis + jnp.sum(logvars, axis=-1) + z.shape[-1] * _LOG_2PI)
+    return jax.nn.logsumexp(per_component, axis=-1) - math.log(means.shape[0])
 
 
 # ------------------------------------------------------------------------------
@@ -472,18 +462,16 @@ def _gaussian_mixture_log_prob(z, means, logvars):
 
 
 def _check_positive_if_concrete(variance) -> None:
-  """Validates `variance > 0` for concrete Python / NumPy values only.
+    """Validates `variance > 0` for concrete Python / NumPy values only.
 
-  JAX arrays (possibly tracers under `jit`) are not checked, to avoid a
-  host-device sync and to stay traceable.
-  """
-  if isinstance(variance, bool):
-    raise ValueError(f"`variance` must be a positive number, got {variance!r}.")
-  if isinstance(variance, (int, float, np.number, np.ndarray)):
-    if not np.all(np.asarray(variance) > 0):
-      raise ValueError(
-          f"`variance` must be > 0 everywhere, got {variance!r}."
-      )
+    JAX arrays (possibly tracers under `jit`) are not checked, to avoid a
+    host-device sync and to stay traceable.
+    """
+    if isinstance(variance, bool):
+        raise ValueError(f"`variance` must be a positive number, got {variance!r}.")
+    if isinstance(variance, (int, float, np.number, np.ndarray)):
+        if not np.all(np.asarray(variance) > 0):
+            raise ValueError(f"`variance` must be > 0 everywhere, got {variance!r}.")
 
 
 def gaussian_log_likelihood(
@@ -494,73 +482,72 @@ def gaussian_log_likelihood(
     normalized: bool = True,
     event_ndims: int = 1,
 ) -> jax.Array:
-  r"""Gaussian log-likelihood ``log N(x; mean, c I)`` of data, per example.
+    r"""Gaussian log-likelihood ``log N(x; mean, c I)`` of data, per example.
 
-  For a scalar variance ``c`` and ``D`` event elements,
+    For a scalar variance ``c`` and ``D`` event elements,
 
-  .. math::
-    \log N(x; f(z), c I) = -\frac{\|x - f(z)\|^2}{2c}
-      - \frac{D}{2} \log(2\pi c).
+    .. math::
+      \log N(x; f(z), c I) = -\frac{\|x - f(z)\|^2}{2c}
+        - \frac{D}{2} \log(2\pi c).
 
-  With ``normalized=False`` only the first term, ``-||x - f(z)||^2 / (2c)``, is
-  returned (the form usually written in lecture notes; it differs by the
-  constant ``(D/2) log(2 pi c)``, which has no gradient w.r.t. the decoder
-  mean but matters when comparing likelihoods or learning ``c``).
+    With ``normalized=False`` only the first term, ``-||x - f(z)||^2 / (2c)``, is
+    returned (the form usually written in lecture notes; it differs by the
+    constant ``(D/2) log(2 pi c)``, which has no gradient w.r.t. the decoder
+    mean but matters when comparing likelihoods or learning ``c``).
 
-  ``variance`` may also be an array broadcastable to ``x`` (per-pixel or
-  learned variance); the normaliser is then
-  ``-(1/2) sum_i log(2 pi c_i)`` over the event elements.
+    ``variance`` may also be an array broadcastable to ``x`` (per-pixel or
+    learned variance); the normaliser is then
+    ``-(1/2) sum_i log(2 pi c_i)`` over the event elements.
 
-  Args:
-    x: data, shape ``[..., *event_shape]`` with ``event_ndims`` event axes,
-      e.g. ``[batch, d]`` (``event_ndims=1``) or ``[batch, h, w, c]``
-      (``event_ndims=3``).
-    mean: decoder mean ``f(z)``, same shape as ``x``.
-    variance: observation variance ``c > 0``; a scalar or an array
-      broadcastable to ``x.shape`` (without enlarging it).
-    normalized: include the ``-(1/2) log(2 pi c)`` normaliser per element.
-    event_ndims: number of trailing axes summed over (``0`` returns
-      element-wise log-densities).
+    Args:
+      x: data, shape ``[..., *event_shape]`` with ``event_ndims`` event axes,
+        e.g. ``[batch, d]`` (``event_ndims=1``) or ``[batch, h, w, c]``
+        (``event_ndims=3``).
+      mean: decoder mean ``f(z)``, same shape as ``x``.
+      variance: observation variance ``c > 0``; a scalar or an array
+        broadcastable to ``x.shape`` (without enlarging it).
+      normalized: include the ``-(1/2) log(2 pi c)`` normaliser per element.
+      event_ndims: number of trailing axes summed over (``0`` returns
+        element-wise log-densities).
 
-  Returns:
-    log-likelihoods in nats, shape ``x.shape[:x.ndim - event_ndims]``.
+    Returns:
+      log-likelihoods in nats, shape ``x.shape[:x.ndim - event_ndims]``.
 
-  Raises:
-    ValueError: if ``x`` and ``mean`` differ in shape, ``variance`` does not
-      broadcast to ``x.shape``, ``event_ndims`` is out of range, or a concrete
-      (Python / NumPy) ``variance`` is not positive.
+    Raises:
+      ValueError: if ``x`` and ``mean`` differ in shape, ``variance`` does not
+        broadcast to ``x.shape``, ``event_ndims`` is out of range, or a concrete
+        (Python / NumPy) ``variance`` is not positive.
 
-  Example:
-    >>> x, m = jnp.array([1.0, 2.0]), jnp.array([0.0, 2.0])
-    >>> print(round(float(gaussian_log_likelihood(x, m)), 4))
-    -2.3379
-    >>> print(round(float(gaussian_log_likelihood(x, m, normalized=False)), 4))
-    -0.5
-    >>> print(round(float(gaussian_log_likelihood(x, m, variance=0.5,
-    ...                                           normalized=False)), 4))
-    -1.0
-  """
-  _check_positive_if_concrete(variance)
-  x, mean, variance = _as_float(x), _as_float(mean), _as_float(variance)
-  _check_shapes_equal(x, mean, "x", "mean")
-  if _broadcast_shapes([x.shape, variance.shape], ["x", "variance"]) != x.shape:
-    raise ValueError(
-        f"`variance` with shape {variance.shape} must broadcast to the shape "
-        f"of `x` {x.shape} without enlarging it."
-    )
-  axes = _event_axes(x, event_ndims, "x")
-  return _gaussian_log_likelihood(x, mean, variance, axes, bool(normalized))
+    Example:
+      >>> x, m = jnp.array([1.0, 2.0]), jnp.array([0.0, 2.0])
+      >>> print(round(float(gaussian_log_likelihood(x, m)), 4))
+      -2.3379
+      >>> print(round(float(gaussian_log_likelihood(x, m, normalized=False)), 4))
+      -0.5
+      >>> print(round(float(gaussian_log_likelihood(x, m, variance=0.5,
+      ...                                           normalized=False)), 4))
+      -1.0
+    """
+    _check_positive_if_concrete(variance)
+    x, mean, variance = _as_float(x), _as_float(mean), _as_float(variance)
+    _check_shapes_equal(x, mean, "x", "mean")
+    if _broadcast_shapes([x.shape, variance.shape], ["x", "variance"]) != x.shape:
+        raise ValueError(
+            f"`variance` with shape {variance.shape} must broadcast to the shape of `x` {x.shape} without enlarging it."
+        )
+    axes = _event_axes(x, event_ndims, "x")
+    return _gaussian_log_likelihood(x, mean, variance, axes, bool(normalized))
 
 
 @_kernel("axes", "normalized")
 def _gaussian_log_likelihood(x, mean, variance, axes, normalized):
-  # Element-wise terms, broadcast to x.shape so that a scalar variance
-  # contributes its normaliser once per event element (D times in total).
-  log_prob = -0.5 * jnp.square(x - mean) / variance
-  if normalized:
-    log_prob = log_prob - 0.5 * (_LOG_2PI + jnp.log(variance))
-  log_prob = jnp.broadcast_to(log_prob, x.shape)
-  return jnp.sum(log_prob, axis=axes)
+    # Element-wise terms, broadcast to x.shape so that a scalar variance
+    # contributes its normaliser once per event element (D times in total).
+    log_prob = -0.5 * jnp.square(x - mean) / variance
+    if normalized:
+        log_prob = log_prob - 0.5 * (_LOG_2PI + jnp.log(variance))
+    log_prob = jnp.broadcast_to(log_prob, x.shape)
+    return jnp.sum(log_prob, axis=axes)
 
 
 def bernoulli_log_likelihood(
@@ -569,57 +556,57 @@ def bernoulli_log_likelihood(
     *,
     event_ndims: int = 1,
 ) -> jax.Array:
-  r"""Bernoulli log-likelihood of (binary or [0, 1]-valued) data, per example.
+    r"""Bernoulli log-likelihood of (binary or [0, 1]-valued) data, per example.
 
-  With ``p = sigmoid(l)``:
+    With ``p = sigmoid(l)``:
 
-  .. math::
-    \log p(x \mid l) = \sum_i x_i \log\sigma(l_i) + (1 - x_i)\log\sigma(-l_i)
-      = \sum_i x_i l_i - \operatorname{softplus}(l_i),
+    .. math::
+      \log p(x \mid l) = \sum_i x_i \log\sigma(l_i) + (1 - x_i)\log\sigma(-l_i)
+        = \sum_i x_i l_i - \operatorname{softplus}(l_i),
 
-  i.e. minus the sigmoid binary cross-entropy. For non-binary ``x`` in
-  ``[0, 1]`` (e.g. grey-level MNIST) this is the usual continuous relaxation,
-  not a normalised density.
+    i.e. minus the sigmoid binary cross-entropy. For non-binary ``x`` in
+    ``[0, 1]`` (e.g. grey-level MNIST) this is the usual continuous relaxation,
+    not a normalised density.
 
-  Args:
-    x: targets in ``[0, 1]``, shape ``[..., *event_shape]``.
-    logits: decoder logits ``l``, same shape as ``x``.
-    event_ndims: number of trailing axes summed over.
+    Args:
+      x: targets in ``[0, 1]``, shape ``[..., *event_shape]``.
+      logits: decoder logits ``l``, same shape as ``x``.
+      event_ndims: number of trailing axes summed over.
 
-  Returns:
-    log-likelihoods in nats, shape ``x.shape[:x.ndim - event_ndims]``.
+    Returns:
+      log-likelihoods in nats, shape ``x.shape[:x.ndim - event_ndims]``.
 
-  Raises:
-    ValueError: if ``x`` and ``logits`` differ in shape or ``event_ndims`` is
-      out of range.
+    Raises:
+      ValueError: if ``x`` and ``logits`` differ in shape or ``event_ndims`` is
+        out of range.
 
-  Example:
-    >>> ll = bernoulli_log_likelihood(jnp.array([1.0, 0.0]), jnp.zeros(2))
-    >>> print(round(float(ll), 4))  # 2 * log(1/2)
-    -1.3863
-    >>> # Stable for huge logits: a confident wrong pixel costs |l| nats.
-    >>> ll = bernoulli_log_likelihood(jnp.array([1.0, 0.0]),
-    ...                               jnp.array([-1000.0, -1000.0]))
-    >>> print(round(float(ll), 4))
-    -1000.0
+    Example:
+      >>> ll = bernoulli_log_likelihood(jnp.array([1.0, 0.0]), jnp.zeros(2))
+      >>> print(round(float(ll), 4))  # 2 * log(1/2)
+      -1.3863
+      >>> # Stable for huge logits: a confident wrong pixel costs |l| nats.
+      >>> ll = bernoulli_log_likelihood(jnp.array([1.0, 0.0]),
+      ...                               jnp.array([-1000.0, -1000.0]))
+      >>> print(round(float(ll), 4))
+      -1000.0
 
-  References:
-    Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Appendix C.1.
-  """
-  logits = _as_float(logits)
-  x = jnp.asarray(x).astype(logits.dtype)
-  _check_shapes_equal(x, logits, "x", "logits")
-  axes = _event_axes(x, event_ndims, "x")
-  return _bernoulli_log_likelihood(x, logits, axes)
+    References:
+      Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Appendix C.1.
+    """
+    logits = _as_float(logits)
+    x = jnp.asarray(x).astype(logits.dtype)
+    _check_shapes_equal(x, logits, "x", "logits")
+    axes = _event_axes(x, event_ndims, "x")
+    return _bernoulli_log_likelihood(x, logits, axes)
 
 
 @_kernel("axes")
 def _bernoulli_log_likelihood(x, logits, axes):
-  # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l): one softplus
-  # (one exp and one log1p per pixel, instead of two of each), evaluated stably
-  # by JAX for any |l|. Computing log(sigmoid(l)) directly underflows to
-  # log(0) = -inf for l < ~-104 in float32 (and gives 0 * -inf = nan at x = 0).
-  return jnp.sum(x * logits - jax.nn.softplus(logits), axis=axes)
+    # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l): one softplus
+    # (one exp and one log1p per pixel, instead of two of each), evaluated stably
+    # by JAX for any |l|. Computing log(sigmoid(l)) directly underflows to
+    # log(0) = -inf for l < ~-104 in float32 (and gives 0 * -inf = nan at x = 0).
+    return jnp.sum(x * logits - jax.nn.softplus(logits), axis=axes)
 
 
 def squared_error(
@@ -628,42 +615,42 @@ def squared_error(
     *,
     event_ndims: int = 1,
 ) -> jax.Array:
-  r"""Per-example sum of squared errors ``||x - x_hat||^2``.
+    r"""Per-example sum of squared errors ``||x - x_hat||^2``.
 
-  .. math::
-    \ell(x, \hat x) = \sum_i (x_i - \hat x_i)^2,
+    .. math::
+      \ell(x, \hat x) = \sum_i (x_i - \hat x_i)^2,
 
-  the reconstruction loss of a (linear) autoencoder, whose minimiser over
-  rank-``k`` linear maps is PCA. Equals
-  ``-2 c * gaussian_log_likelihood(x, x_hat, variance=c, normalized=False)``.
-  Mean squared error is ``squared_error(x, x_hat) / D``.
+    the reconstruction loss of a (linear) autoencoder, whose minimiser over
+    rank-``k`` linear maps is PCA. Equals
+    ``-2 c * gaussian_log_likelihood(x, x_hat, variance=c, normalized=False)``.
+    Mean squared error is ``squared_error(x, x_hat) / D``.
 
-  Args:
-    x: data, shape ``[..., *event_shape]``.
-    x_hat: reconstruction, same shape as ``x``.
-    event_ndims: number of trailing axes summed over.
+    Args:
+      x: data, shape ``[..., *event_shape]``.
+      x_hat: reconstruction, same shape as ``x``.
+      event_ndims: number of trailing axes summed over.
 
-  Returns:
-    summed squared errors, shape ``x.shape[:x.ndim - event_ndims]``.
+    Returns:
+      summed squared errors, shape ``x.shape[:x.ndim - event_ndims]``.
 
-  Raises:
-    ValueError: if ``x`` and ``x_hat`` differ in shape or ``event_ndims`` is
-      out of range.
+    Raises:
+      ValueError: if ``x`` and ``x_hat`` differ in shape or ``event_ndims`` is
+        out of range.
 
-  Example:
-    >>> print(round(float(squared_error(jnp.array([1.0, 2.0]),
-    ...                                 jnp.array([0.0, 4.0]))), 4))
-    5.0
-  """
-  x, x_hat = _as_float(x), _as_float(x_hat)
-  _check_shapes_equal(x, x_hat, "x", "x_hat")
-  axes = _event_axes(x, event_ndims, "x")
-  return _squared_error(x, x_hat, axes)
+    Example:
+      >>> print(round(float(squared_error(jnp.array([1.0, 2.0]),
+      ...                                 jnp.array([0.0, 4.0]))), 4))
+      5.0
+    """
+    x, x_hat = _as_float(x), _as_float(x_hat)
+    _check_shapes_equal(x, x_hat, "x", "x_hat")
+    axes = _event_axes(x, event_ndims, "x")
+    return _squared_error(x, x_hat, axes)
 
 
 @_kernel("axes")
 def _squared_error(x, x_hat, axes):
-  return jnp.sum(jnp.square(x - x_hat), axis=axes)
+    return jnp.sum(jnp.square(x - x_hat), axis=axes)
 
 
 # ------------------------------------------------------------------------------
@@ -677,43 +664,43 @@ def elbo(
     *,
     beta: jax.typing.ArrayLike = 1.0,
 ) -> jax.Array:
-  r"""Per-example (beta-)ELBO from its two terms.
+    r"""Per-example (beta-)ELBO from its two terms.
 
-  .. math::
-    \mathrm{ELBO}(x) = \mathbb{E}_{q(z|x)}[\log p(x|z)]
-      - \beta\, \mathrm{KL}(q(z|x) \| p(z)).
+    .. math::
+      \mathrm{ELBO}(x) = \mathbb{E}_{q(z|x)}[\log p(x|z)]
+        - \beta\, \mathrm{KL}(q(z|x) \| p(z)).
 
-  ``beta = 1`` gives the evidence lower bound ``<= log p(x)``; other values
-  give the beta-VAE objective. The training loss is ``-elbo(...).mean()``.
+    ``beta = 1`` gives the evidence lower bound ``<= log p(x)``; other values
+    give the beta-VAE objective. The training loss is ``-elbo(...).mean()``.
 
-  Args:
-    log_likelihood: a (Monte-Carlo estimate of the) reconstruction term
-      ``log p(x|z)``, shape ``[...]``.
-    kl: ``KL(q(z|x) || p(z))``, same shape as ``log_likelihood``.
-    beta: weight of the KL term (scalar).
+    Args:
+      log_likelihood: a (Monte-Carlo estimate of the) reconstruction term
+        ``log p(x|z)``, shape ``[...]``.
+      kl: ``KL(q(z|x) || p(z))``, same shape as ``log_likelihood``.
+      beta: weight of the KL term (scalar).
 
-  Returns:
-    ``log_likelihood - beta * kl``, shape ``[...]``.
+    Returns:
+      ``log_likelihood - beta * kl``, shape ``[...]``.
 
-  Raises:
-    ValueError: if the shapes differ.
+    Raises:
+      ValueError: if the shapes differ.
 
-  Example:
-    >>> print(round(float(elbo(jnp.array(-10.0), jnp.array(2.0), beta=4.0)), 4))
-    -18.0
+    Example:
+      >>> print(round(float(elbo(jnp.array(-10.0), jnp.array(2.0), beta=4.0)), 4))
+      -18.0
 
-  References:
-    Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Eq. (3);
-    Higgins et al., beta-VAE, 2017.
-  """
-  log_likelihood, kl = _as_float(log_likelihood), _as_float(kl)
-  _check_shapes_equal(log_likelihood, kl, "log_likelihood", "kl")
-  return _elbo(log_likelihood, kl, beta)
+    References:
+      Kingma & Welling, Auto-Encoding Variational Bayes, 2014, Eq. (3);
+      Higgins et al., beta-VAE, 2017.
+    """
+    log_likelihood, kl = _as_float(log_likelihood), _as_float(kl)
+    _check_shapes_equal(log_likelihood, kl, "log_likelihood", "kl")
+    return _elbo(log_likelihood, kl, beta)
 
 
 @_kernel()
 def _elbo(log_likelihood, kl, beta):
-  return log_likelihood - beta * kl
+    return log_likelihood - beta * kl
 
 
 def iwae_bound(
@@ -723,75 +710,65 @@ def iwae_bound(
     *,
     axis: int = 0,
 ) -> jax.Array:
-  r"""Importance-weighted (IWAE) lower bound on ``log p(x)``, per example.
+    r"""Importance-weighted (IWAE) lower bound on ``log p(x)``, per example.
 
-  With ``k`` samples ``z_1..z_k ~ q(z|x)`` laid out along ``axis`` and
-  log-weights ``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``:
+    With ``k`` samples ``z_1..z_k ~ q(z|x)`` laid out along ``axis`` and
+    log-weights ``log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x)``:
 
-  .. math::
-    \mathcal{L}_k(x) = \log \frac{1}{k} \sum_{i=1}^{k} w_i
-      = \operatorname{logsumexp}_i(\log w_i) - \log k.
+    .. math::
+      \mathcal{L}_k(x) = \log \frac{1}{k} \sum_{i=1}^{k} w_i
+        = \operatorname{logsumexp}_i(\log w_i) - \log k.
 
-  ``logsumexp`` subtracts the maximum before exponentiating, so log-weights
-  of any magnitude (e.g. -1e4 nats) are handled without under/overflow.
-  ``k = 1`` is the single-sample ELBO estimate; ``E[L_k]`` is non-decreasing
-  in ``k`` and tends to ``log p(x)``; if ``p(x, z) / q(z|x)`` is constant (exact
-  posterior) every ``L_k`` equals ``log p(x)``.
+    ``logsumexp`` subtracts the maximum before exponentiating, so log-weights
+    of any magnitude (e.g. -1e4 nats) are handled without under/overflow.
+    ``k = 1`` is the single-sample ELBO estimate; ``E[L_k]`` is non-decreasing
+    in ``k`` and tends to ``log p(x)``; if ``p(x, z) / q(z|x)`` is constant (exact
+    posterior) every ``L_k`` equals ``log p(x)``.
 
-  Args:
-    log_likelihood: ``log p(x|z_i)``, shape ``[..., k, ...]`` with the samples
-      along ``axis``.
-    log_prior: ``log p(z_i)``, same shape.
-    log_posterior: ``log q(z_i|x)``, same shape.
-    axis: the sample axis (static int, may be negative).
+    Args:
+      log_likelihood: ``log p(x|z_i)``, shape ``[..., k, ...]`` with the samples
+        along ``axis``.
+      log_prior: ``log p(z_i)``, same shape.
+      log_posterior: ``log q(z_i|x)``, same shape.
+      axis: the sample axis (static int, may be negative).
 
-  Returns:
-    the bound in nats, with ``axis`` removed.
+    Returns:
+      the bound in nats, with ``axis`` removed.
 
-  Raises:
-    ValueError: if the shapes differ, the inputs are scalars, ``axis`` is out
-      of range, or there are no samples (``k = 0``).
+    Raises:
+      ValueError: if the shapes differ, the inputs are scalars, ``axis`` is out
+        of range, or there are no samples (``k = 0``).
 
-  Example:
-    >>> # Two samples with log-weights 0 and log 3: log((1 + 3) / 2) = log 2.
-    >>> b = iwae_bound(jnp.array([0.0, math.log(3.0)]), jnp.zeros(2),
-    ...                jnp.zeros(2))
-    >>> print(round(float(b), 4))
-    0.6931
+    Example:
+      >>> # Two samples with log-weights 0 and log 3: log((1 + 3) / 2) = log 2.
+      >>> b = iwae_bound(jnp.array([0.0, math.log(3.0)]), jnp.zeros(2),
+      ...                jnp.zeros(2))
+      >>> print(round(float(b), 4))
+      0.6931
 
-  References:
-    Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, 2016,
-    Sec. 3 (bound and monotonicity in ``k``: Theorem 1).
-  """
-  log_likelihood = _as_float(log_likelihood)
-  log_prior = _as_float(log_prior)
-  log_posterior = _as_float(log_posterior)
-  _check_shapes_equal(log_likelihood, log_prior, "log_likelihood", "log_prior")
-  _check_shapes_equal(
-      log_likelihood, log_posterior, "log_likelihood", "log_posterior"
-  )
-  ndim = log_likelihood.ndim
-  if (
-      isinstance(axis, bool)
-      or not isinstance(axis, (int, np.integer))
-      or not -ndim <= axis < ndim
-  ):
-    raise ValueError(
-        f"`axis` must be an int in [-{ndim}, {ndim}) for inputs of shape "
-        f"{log_likelihood.shape}; got {axis!r}."
-    )
-  k = log_likelihood.shape[axis]
-  if k == 0:
-    raise ValueError(
-        f"Need at least one sample along axis {axis}; got shape "
-        f"{log_likelihood.shape}."
-    )
-  return _iwae_bound(log_likelihood, log_prior, log_posterior, int(axis))
+    References:
+      Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, 2016,
+      Sec. 3 (bound and monotonicity in ``k``: Theorem 1).
+    """
+    log_likelihood = _as_float(log_likelihood)
+    log_prior = _as_float(log_prior)
+    log_posterior = _as_float(log_posterior)
+    _check_shapes_equal(log_likelihood, log_prior, "log_likelihood", "log_prior")
+    _check_shapes_equal(log_likelihood, log_posterior, "log_likelihood", "log_posterior")
+    ndim = log_likelihood.ndim
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ValueError(
+            f"`axis` must be an int in [-{ndim}, {ndim}) for inputs of shape {log_likelihood.shape}; got {axis!r}."
+        )
+    k = log_likelihood.shape[axis]
+    if k == 0:
+        raise ValueError(f"Need at least one sample along axis {axis}; got shape {log_likelihood.shape}.")
+    return _iwae_bound(log_likelihood, log_prior, log_posterior, int(axis))
 
 
 @_kernel("axis")
 def _iwae_bound(log_likelihood, log_prior, log_posterior, axis):
-  k = log_likelihood.shape[axis]
-  log_weights = log_likelihood + log_prior - log_posterior
-  # logsumexp - log k == log mean exp, computed after subtracting the max.
-  return jax.nn.logsumexp(log_weights, axis=axis) - math.log(k)
+    k = log_likelihood.shape[axis]
+    log_weights = log_likelihood + log_prior - log_posterior
+    # logsumexp - log k == log mean exp, computed after subtracting the max.
+    return jax.nn.logsumexp(log_weights, axis=axis) - math.log(k)

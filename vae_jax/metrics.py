@@ -87,7 +87,7 @@ def _map_chunks(call: Callable, data: np.ndarray, chunk_size: int):
     concatenated on the device and cut back to ``len(data)`` rows. ``offset`` (the index of
     the chunk's first row) is an int32 scalar, traced, so a jitted ``call`` is traced once."""
     outputs = [call(chunk, np.int32(start)) for chunk, start, _ in chunks.padded_chunks(data, chunk_size)]
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:len(data)], *outputs)
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts)[: len(data)], *outputs)
 
 
 def _as_numpy_images(images) -> np.ndarray:
@@ -207,9 +207,12 @@ def importance_sampled_log_likelihood(
     # moves a reported log-likelihood by ~1e-4 relative (0.01 nats on binarised MNIST).
     with jax.default_matmul_precision("float32"):
         per_example = _map_chunks(
-            lambda chunk, offset: _importance_sampled_chunk(encode, log_likelihood, log_prior, chunk, offset, key,
-                                                            k, sample_chunk=chunk_k),
-            images, data_chunk)
+            lambda chunk, offset: _importance_sampled_chunk(
+                encode, log_likelihood, log_prior, chunk, offset, key, k, sample_chunk=chunk_k
+            ),
+            images,
+            data_chunk,
+        )
     per_example = np.asarray(per_example)
     mean = float(np.mean(per_example, dtype=np.float64))
     return {
@@ -282,9 +285,15 @@ def vae_log_likelihood(
     spec = _LikelihoodConfig(likelihood, c)
     standard_prior = model.prior == "standard_normal"
     return importance_sampled_log_likelihood(
-        Partial(_VAEEncode(model), params), Partial(_VAELogLikelihood(model, spec), params), images, key,
-        num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk,
-        log_prior=None if standard_prior else Partial(_VAELogPrior(model), params))
+        Partial(_VAEEncode(model), params),
+        Partial(_VAELogLikelihood(model, spec), params),
+        images,
+        key,
+        num_samples=num_samples,
+        sample_chunk=sample_chunk,
+        data_chunk=data_chunk,
+        log_prior=None if standard_prior else Partial(_VAELogPrior(model), params),
+    )
 
 
 # ----------------------------------------------------------------------------- active units
@@ -303,8 +312,9 @@ def encode_images(encode: Callable, images, *, batch_size: int = 256) -> np.ndar
     ``train_codes`` of `completeness`.
     """
     encode = _as_partial(encode)
-    return np.asarray(_map_chunks(lambda chunk, offset: _encode_codes(encode, chunk, offset),
-                                  _as_numpy_images(images), batch_size))
+    return np.asarray(
+        _map_chunks(lambda chunk, offset: _encode_codes(encode, chunk, offset), _as_numpy_images(images), batch_size)
+    )
 
 
 def active_units(encode_mean: Callable, images, *, threshold: float = 0.01, batch_size: int = 256) -> dict[str, Any]:
@@ -436,7 +446,9 @@ def continuity(
     decode = _as_partial(decode)
     dx, dz, span = _map_chunks(
         lambda chunk, offset: _path_segments(decode, chunk, offset, num_steps=int(num_steps)),
-        endpoints, paths_per_batch)
+        endpoints,
+        paths_per_batch,
+    )
     dx, dz, span = (np.asarray(a, np.float64) for a in (dx, dz, span))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(dz > 0, dx / dz, np.nan)
@@ -496,8 +508,10 @@ def classifier_confidence(classifier, images, *, batch_size: int = 1024) -> np.n
     """
     predict = classifier.predict_proba if hasattr(classifier, "predict_proba") else classifier
     images = np.asarray(images)
-    confidences = [np.asarray(predict(_flatten(images[start:start + batch_size]))).max(axis=1)
-                   for start in range(0, len(images), batch_size)]
+    confidences = [
+        np.asarray(predict(_flatten(images[start : start + batch_size]))).max(axis=1)
+        for start in range(0, len(images), batch_size)
+    ]
     return np.concatenate(confidences)
 
 
@@ -555,7 +569,9 @@ def nearest_neighbour_distances(
     point_blocks = jnp.asarray(padded.reshape(num_blocks, block, points.shape[1]))
     distances = _map_chunks(
         lambda chunk, offset: _nearest_chunk(chunk, offset, point_blocks, np.int32(m), exclude_self=exclude_self),
-        queries, query_chunk)
+        queries,
+        query_chunk,
+    )
     return np.asarray(distances)
 
 
@@ -571,8 +587,9 @@ def empty_region_threshold(codes, *, quantile: float = 0.99, **chunks) -> float:
     return float(np.quantile(nearest_neighbour_distances(codes, codes, exclude_self=True, **chunks), quantile))
 
 
-def empty_region_fraction(samples, codes, *, quantile: float = 0.99, threshold: float | None = None,
-                          **chunks) -> dict[str, Any]:
+def empty_region_fraction(
+    samples, codes, *, quantile: float = 0.99, threshold: float | None = None, **chunks
+) -> dict[str, Any]:
     r"""Fraction of latent ``samples`` that land in empty regions of the ``codes``.
 
     Sample ``z`` is in an empty region when
@@ -600,8 +617,11 @@ def empty_region_fraction(samples, codes, *, quantile: float = 0.99, threshold: 
     if threshold is None:
         threshold = empty_region_threshold(codes, quantile=quantile, **chunks)
     distances = nearest_neighbour_distances(samples, codes, **chunks)
-    return {"empty_fraction": float(np.mean(distances > threshold)), "threshold": float(threshold),
-            "distances": distances}
+    return {
+        "empty_fraction": float(np.mean(distances > threshold)),
+        "threshold": float(threshold),
+        "distances": distances,
+    }
 
 
 def standard_normal_sampler(latents: int) -> Callable[[jax.Array, int], jax.Array]:
@@ -684,19 +704,24 @@ def completeness(
     if isinstance(latent_distributions, Mapping):
         samplers = dict(latent_distributions)
     else:
-        known = {"standard_normal": lambda: standard_normal_sampler(latents),
-                 "fitted_gaussian": lambda: fitted_gaussian_sampler(train_codes)}
+        known = {
+            "standard_normal": lambda: standard_normal_sampler(latents),
+            "fitted_gaussian": lambda: fitted_gaussian_sampler(train_codes),
+        }
         unknown = [name for name in latent_distributions if name not in known]
         if unknown:
-            raise ValueError(f"Unknown latent distributions {unknown}; expected names in {sorted(known)} "
-                             "or a mapping name -> sample(key, num).")
+            raise ValueError(
+                f"Unknown latent distributions {unknown}; expected names in {sorted(known)} "
+                "or a mapping name -> sample(key, num)."
+            )
         samplers = {name: known[name]() for name in latent_distributions}
 
     subset_key, sample_key = jax.random.split(key)
     reference = train_codes
     if max_codes is not None and len(train_codes) > max_codes:
-        reference = train_codes[np.asarray(jax.random.choice(subset_key, len(train_codes), (max_codes,),
-                                                             replace=False))]
+        reference = train_codes[
+            np.asarray(jax.random.choice(subset_key, len(train_codes), (max_codes,), replace=False))
+        ]
     threshold = empty_region_threshold(reference, quantile=quantile)
     test_confidence = float(np.mean(classifier_confidence(classifier, test_images)))
 

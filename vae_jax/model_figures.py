@@ -33,14 +33,19 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
     figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(fns.decode_image(params, latents)), title)
 
     if codes.shape[1] == 2:
-        labels = None if test.labels is None else test.labels[:len(codes)]
-        figures.save_latent_scatter(os.path.join(workdir, "latent_scatter.png"), codes, labels,
-                                    f"test codes of the {config.model.kind.upper()}")
+        labels = None if test.labels is None else test.labels[: len(codes)]
+        figures.save_latent_scatter(
+            os.path.join(workdir, "latent_scatter.png"), codes, labels, f"test codes of the {config.model.kind.upper()}"
+        )
         grid_size = 15
         if fns.standard_normal_prior:  # equal prior mass between grid lines
             axes = [jax.scipy.stats.norm.ppf(jnp.linspace(0.05, 0.95, grid_size))] * 2
         else:  # the range the codes occupy
             axes = [jnp.linspace(*np.percentile(codes[:, d], [1, 99]), grid_size) for d in range(2)]
         grid = jnp.stack(jnp.meshgrid(axes[0], axes[1][::-1]), axis=-1).reshape(-1, 2)
-        figures.save_manifold(os.path.join(workdir, "manifold.png"), np.asarray(fns.decode_image(params, grid)),
-                              grid_size, "decodings of a grid over the latent plane")
+        figures.save_manifold(
+            os.path.join(workdir, "manifold.png"),
+            np.asarray(fns.decode_image(params, grid)),
+            grid_size,
+            "decodings of a grid over the latent plane",
+        )

@@ -139,8 +139,13 @@ def causal_neighbourhoods(x: jax.Array, kernel_size: int) -> jax.Array:
     half = kernel_size // 2
     height, width = x.shape[-3:-1]
     padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(half, half), (half, half), (0, 0)])
-    return jnp.concatenate([padded[..., half + dr:half + dr + height, half + dc:half + dc + width, :]
-                            for dr, dc in causal_offsets(kernel_size)], axis=-1)
+    return jnp.concatenate(
+        [
+            padded[..., half + dr : half + dr + height, half + dc : half + dc + width, :]
+            for dr, dc in causal_offsets(kernel_size)
+        ],
+        axis=-1,
+    )
 
 
 class MaskedConv(nn.Module):
@@ -215,14 +220,24 @@ def make_decoder(module) -> nn.Module:
         output_shape = (*module.output_shape[:-1], module.autoregressive_z_features)
         output_activation = module.activation
     if module.architecture == "conv":
-        base = ConvDecoder(tuple(reversed(module.conv_features)), module.decoder_hidden, output_shape,
-                           module.activation, output_activation)
+        base = ConvDecoder(
+            tuple(reversed(module.conv_features)),
+            module.decoder_hidden,
+            output_shape,
+            module.activation,
+            output_activation,
+        )
     else:
         base = Decoder(module.decoder_hidden, output_shape, module.activation, output_activation)
     if not autoregressive:
         return base
-    return AutoregressiveDecoder(base, module.autoregressive_features, module.autoregressive_kernel,
-                                 module.autoregressive_layers, module.activation)
+    return AutoregressiveDecoder(
+        base,
+        module.autoregressive_features,
+        module.autoregressive_kernel,
+        module.autoregressive_layers,
+        module.activation,
+    )
 
 
 class _EncoderDecoder(nn.Module):
@@ -291,7 +306,9 @@ class VAE(_EncoderDecoder):
         self.decoder = make_decoder(self)
         if self.decoder_variance != "fixed":
             shape = () if self.decoder_variance == "scalar" else tuple(self.output_shape)
-            self.log_variance = self.param("decoder_log_variance", nn.initializers.constant(math.log(self.initial_variance)), shape)
+            self.log_variance = self.param(
+                "decoder_log_variance", nn.initializers.constant(math.log(self.initial_variance)), shape
+            )
         if self.prior == "mixture":
             shape = (self.prior_components, self.latents)
             self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
@@ -324,8 +341,10 @@ class VAE(_EncoderDecoder):
         if not self.autoregressive:
             return self.decoder(z)
         if x is None:
-            raise ValueError("An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
-                             "or draw images with objectives.vae_fns(...).decode_image.")
+            raise ValueError(
+                "An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
+                "or draw images with objectives.vae_fns(...).decode_image."
+            )
         return self.decoder(z, x)
 
     def latent_features(self, z: jax.Array) -> jax.Array:
@@ -375,7 +394,9 @@ def output_activation_for(likelihood: str, requested: str = "auto") -> str:
     return "none" if likelihood == "bernoulli" else "sigmoid"
 
 
-def build_model(model_config, likelihood: str, output_shape: Sequence[int], initial_variance: float = 0.05) -> nn.Module:
+def build_model(
+    model_config, likelihood: str, output_shape: Sequence[int], initial_variance: float = 0.05
+) -> nn.Module:
     """The `VAE` or `Autoencoder` described by ``config.model`` (of a resolved config,
     `vae_jax.config.resolve`: every key present) for images of ``output_shape``.
 
@@ -392,14 +413,17 @@ def build_model(model_config, likelihood: str, output_shape: Sequence[int], init
         conv_features=tuple(model_config.conv_features),
     )
     if model_config.kind == "vae":
-        return VAE(**kwargs, decoder_variance=model_config.decoder_variance,
-                   initial_variance=initial_variance,
-                   autoregressive_features=model_config.autoregressive_features,
-                   autoregressive_kernel=model_config.autoregressive_kernel,
-                   autoregressive_layers=model_config.autoregressive_layers,
-                   autoregressive_z_features=model_config.autoregressive_z_features,
-                   prior=model_config.prior,
-                   prior_components=model_config.prior_components)
+        return VAE(
+            **kwargs,
+            decoder_variance=model_config.decoder_variance,
+            initial_variance=initial_variance,
+            autoregressive_features=model_config.autoregressive_features,
+            autoregressive_kernel=model_config.autoregressive_kernel,
+            autoregressive_layers=model_config.autoregressive_layers,
+            autoregressive_z_features=model_config.autoregressive_z_features,
+            prior=model_config.prior,
+            prior_components=model_config.prior_components,
+        )
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)
     raise ValueError(f"build_model makes 'vae' or 'ae' models, got model.kind={model_config.kind!r}.")

@@ -97,8 +97,7 @@ def to_image(likelihood: str, decoder_output: jax.Array) -> jax.Array:
 def squared_error_metrics(x: jax.Array, reconstruction: jax.Array) -> dict[str, jax.Array]:
     """Per-example ``loss`` = ``squared_error`` = ||x - x_hat||^2 and ``mse`` (per pixel)."""
     squared_error = losses.squared_error(_flat(x), _flat(reconstruction))
-    return {"loss": squared_error, "squared_error": squared_error,
-            "mse": squared_error / _flat(x).shape[-1]}
+    return {"loss": squared_error, "squared_error": squared_error, "mse": squared_error / _flat(x).shape[-1]}
 
 
 def kl_with_free_bits(mean: jax.Array, logvar: jax.Array, free_bits: float) -> jax.Array:
@@ -158,8 +157,11 @@ def vae_fns(model, config) -> ModelFns:
         mean, logvar = model.apply(params, x, method=model.encode)
         variance = decoder_variance(model, params, hyper.c)
         if objective == "iwae":  # z, log p(x|z): [num_samples, b, ...]
-            z = losses.reparameterize(rng, jnp.broadcast_to(mean, (num_samples, *mean.shape)),
-                                      jnp.broadcast_to(logvar, (num_samples, *logvar.shape)))
+            z = losses.reparameterize(
+                rng,
+                jnp.broadcast_to(mean, (num_samples, *mean.shape)),
+                jnp.broadcast_to(logvar, (num_samples, *logvar.shape)),
+            )
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
             outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
             log_px = log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
@@ -201,8 +203,14 @@ def vae_fns(model, config) -> ModelFns:
     def sample_prior(params, key, num):
         return model.apply(params, key, num, method=model.sample_prior)
 
-    return ModelFns(per_example_metrics, encode, decode_image, standard_normal_prior=standard_prior,
-                    diagnostics=("squared_error",), sample_prior=sample_prior)
+    return ModelFns(
+        per_example_metrics,
+        encode,
+        decode_image,
+        standard_normal_prior=standard_prior,
+        diagnostics=("squared_error",),
+        sample_prior=sample_prior,
+    )
 
 
 def autoencoder_fns(model, config) -> ModelFns:

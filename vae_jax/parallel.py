@@ -42,8 +42,9 @@ def cluster_environment() -> str | None:
     return None
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+def initialize(
+    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
     """Calls `jax.distributed.initialize` when the arguments (``coordinator_address`` also
     from ``$JAX_COORDINATOR_ADDRESS``) or a launcher (`cluster_environment`, which then
     supplies what is not given) describe a multi-process run; otherwise a single process
@@ -55,13 +56,20 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         return False
     if detected is None and None in given.values():
         missing = ", ".join(f"--{name}" for name, value in given.items() if value is None)
-        raise ConfigError(f"A multi-process run needs --coordinator_address, --num_processes and --process_id "
-                          f"(or a SLURM / Open MPI launcher): {missing} missing, e.g. --coordinator_address="
-                          "10.0.0.1:1234 --num_processes=2 --process_id=0 on process 0.")
+        raise ConfigError(
+            f"A multi-process run needs --coordinator_address, --num_processes and --process_id "
+            f"(or a SLURM / Open MPI launcher): {missing} missing, e.g. --coordinator_address="
+            "10.0.0.1:1234 --num_processes=2 --process_id=0 on process 0."
+        )
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-    logging.info("jax.distributed initialised (%s): process %d of %d, %d of %d devices local.",
-                 detected or "flags", jax.process_index(), jax.process_count(), jax.local_device_count(),
-                 jax.device_count())
+    logging.info(
+        "jax.distributed initialised (%s): process %d of %d, %d of %d devices local.",
+        detected or "flags",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
     return True
 
 
@@ -115,7 +123,7 @@ def shard_rows(images: np.ndarray, mesh: Mesh) -> jax.Array:
 
     def rows(index: tuple[slice, ...]) -> np.ndarray:
         start, stop, _ = index[0].indices(shape[0])
-        part = images[start:min(stop, len(images))]
+        part = images[start : min(stop, len(images))]
         return np.concatenate([part, np.zeros((stop - start - len(part), *shape[1:]), images.dtype)])
 
     return jax.make_array_from_callback(shape, batch_sharded(mesh), rows)

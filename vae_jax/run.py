@@ -32,8 +32,13 @@ def load_splits(config) -> dict:
     """The splits of ``config.data`` (grey levels, or one static Bernoulli draw of them with
     ``data.binarize='static'``; a dynamic binarisation is drawn in the training step)."""
     binarize = "static" if config.data.binarize == "static" else "none"
-    return data.load_dataset(config.data.name, data_dir=config.data.data_dir or None, download=config.data.download,
-                             seed=config.seed, binarize=binarize)
+    return data.load_dataset(
+        config.data.name,
+        data_dir=config.data.data_dir or None,
+        download=config.data.download,
+        seed=config.seed,
+        binarize=binarize,
+    )
 
 
 def _pca_template(dim: int, latents: int) -> pca_lib.PCA:
@@ -50,8 +55,12 @@ def fit_pca(config, splits, workdir: str, mesh: Mesh) -> pca_lib.PCA:
     if fitted is None:
         start = time.perf_counter()
         fitted = jax.block_until_ready(pca_lib.fit(images, config.model.latents))
-        logging.info("PCA with %d components fitted in %.2f s; explained variance %.3f.", config.model.latents,
-                     time.perf_counter() - start, float(fitted.explained_variance_ratio.sum()))
+        logging.info(
+            "PCA with %d components fitted in %.2f s; explained variance %.3f.",
+            config.model.latents,
+            time.perf_counter() - start,
+            float(fitted.explained_variance_ratio.sum()),
+        )
         fitted = parallel.replicate(fitted, mesh)  # saved once by orbax, however many processes
         checkpoints.save(manager, 1, fitted)
     else:
@@ -79,7 +88,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         workdir_lib.commit(workdir, config, set_aside)
     parallel.barrier("vae_jax.workdir_committed")
     if config.model.kind != "pca":
-        result, = loop.train_members([loop.Member("run", config, workdir)], splits, mesh=mesh)
+        (result,) = loop.train_members([loop.Member("run", config, workdir)], splits, mesh=mesh)
         test_metrics = result.metrics
     else:
         fns, _ = train.model_fns(config, splits["train"].images.shape[1:])
@@ -105,8 +114,10 @@ def restore(workdir: str):
     if model is None:
         template = _pca_template(math.prod(image_shape), config.model.latents)
     else:
-        template = jax.eval_shape(lambda key: train.create_train_state(model, image_shape, config, 1, key, 0),
-                                  train.run_keys(config.seed)["init"])
+        template = jax.eval_shape(
+            lambda key: train.create_train_state(model, image_shape, config, 1, key, 0),
+            train.run_keys(config.seed)["init"],
+        )
     name = selection.CHECKPOINT_DIR if selection.selects_on_validation(config) else "checkpoints"
     manager = checkpoints.open_manager(workdir, name=name)
     try:
@@ -114,7 +125,8 @@ def restore(workdir: str):
     finally:
         manager.close()
     if restored is None:
-        raise ConfigError(f"{workdir}/{name} holds no checkpoint: finish the run first with "
-                          f"python -m experiments.train --config=<its config> --workdir={workdir}")
+        raise ConfigError(
+            f"{workdir}/{name} holds no checkpoint: finish the run first with "
+            f"python -m experiments.train --config=<its config> --workdir={workdir}"
+        )
     return config, fns, model, restored if model is None else restored.params
-

@@ -105,11 +105,17 @@ def write_results(workdir: str, groups: Sequence[Group], results: dict[str, loop
     for group in groups:
         for member, overrides in zip(group.members, group.overrides):
             result = results.get(member.name)
-            rows.append({"name": member.name, "group": group.name, "overrides": overrides,
-                         "workdir": os.path.relpath(member.workdir, workdir),
-                         "metrics": result.metrics if result else None,
-                         "kept_epoch": result.kept_epoch if result else None,
-                         "trained_epochs": result.trained_epochs if result else None})
+            rows.append(
+                {
+                    "name": member.name,
+                    "group": group.name,
+                    "overrides": overrides,
+                    "workdir": os.path.relpath(member.workdir, workdir),
+                    "metrics": result.metrics if result else None,
+                    "kept_epoch": result.kept_epoch if result else None,
+                    "trained_epochs": result.trained_epochs if result else None,
+                }
+            )
     table = {"members": rows}
     workdir_lib.write_json(os.path.join(workdir, f"{RESULTS_NAME}.json"), json.loads(json.dumps(table, default=str)))
     keys = list(dict.fromkeys(k for row in rows for k in row["overrides"]))
@@ -123,9 +129,10 @@ def write_results(workdir: str, groups: Sequence[Group], results: dict[str, loop
         cells += [str(row["kept_epoch"] or "pending"), str(row["trained_epochs"] or "pending")]
         cells += [f"{metrics[n]:.4g}" if metrics and n in metrics else "pending" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
-    text = ("Final test metrics per member (per example: nats, squared error per image), of the state of the "
-            "epoch kept (the last, or the best on validation with model_selection=valid).\n\n"
-            + "\n".join(lines) + "\n")
+    text = (
+        "Final test metrics per member (per example: nats, squared error per image), of the state of the "
+        "epoch kept (the last, or the best on validation with model_selection=valid).\n\n" + "\n".join(lines) + "\n"
+    )
     path = os.path.join(workdir, f"{RESULTS_NAME}.md")
     with open(path + ".tmp", "w") as f:
         f.write(text)
@@ -148,8 +155,13 @@ def run_sweep(config, sweep: Sequence[dict], workdir: str, *, execution: str = "
     splits_cache: dict = {}
     splits = {}
     for m in members:
-        source = (m.config.data.name, m.config.data.data_dir, m.config.data.download, m.config.data.binarize,
-                  m.config.seed if m.config.data.binarize == "static" else 0)
+        source = (
+            m.config.data.name,
+            m.config.data.data_dir,
+            m.config.data.download,
+            m.config.data.binarize,
+            m.config.seed if m.config.data.binarize == "static" else 0,
+        )
         if source not in splits_cache:
             splits_cache[source] = run.load_splits(m.config)
         splits[m.name] = splits_cache[source]
@@ -160,8 +172,10 @@ def run_sweep(config, sweep: Sequence[dict], workdir: str, *, execution: str = "
             raise ConfigError(f"Sweep member {m.name}: {error}") from None
     for g in groups:  # a static binarisation differs by seed: such members cannot share their data
         if len({id(splits[m.name]) for m in g.members}) > 1:
-            raise ConfigError(f"Sweep group {g.name}: members with data.binarize=static and different seeds draw "
-                              "different data; sweep the seed in separate sweeps, or use data.binarize=dynamic.")
+            raise ConfigError(
+                f"Sweep group {g.name}: members with data.binarize=static and different seeds draw "
+                "different data; sweep the seed in separate sweeps, or use data.binarize=dynamic."
+            )
     os.makedirs(workdir, exist_ok=True)
     set_aside = {m.name: workdir_lib.check(m.workdir, m.config) for m in members}
     parallel.barrier("vae_jax.sweep_checked")
@@ -169,8 +183,12 @@ def run_sweep(config, sweep: Sequence[dict], workdir: str, *, execution: str = "
         for m in members:
             workdir_lib.commit(m.workdir, m.config, set_aside[m.name])
     parallel.barrier("vae_jax.sweep_committed")
-    logging.info("Sweep of %d members in %d group(s): %s", len(members), len(groups),
-                 "; ".join(f"{g.name} ({len(g.members)})" for g in groups))
+    logging.info(
+        "Sweep of %d members in %d group(s): %s",
+        len(members),
+        len(groups),
+        "; ".join(f"{g.name} ({len(g.members)})" for g in groups),
+    )
 
     results: dict[str, loop.Result] = {}
     if parallel.is_primary():
@@ -194,8 +212,10 @@ def load_sweep_file(path: str) -> list[dict]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_sweep"):
-        raise ConfigError(f"{path} defines no get_sweep(): a sweep config returns its members from get_sweep(), "
-                          "e.g. sweep_spec.product(sweep_spec.values('beta', [1, 2]), ...).")
+        raise ConfigError(
+            f"{path} defines no get_sweep(): a sweep config returns its members from get_sweep(), "
+            "e.g. sweep_spec.product(sweep_spec.values('beta', [1, 2]), ...)."
+        )
     return list(module.get_sweep())
 
 

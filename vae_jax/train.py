@@ -95,8 +95,15 @@ class TrainState(train_state.TrainState):
     kl_warmup_steps: Any = None
 
 
-def create_train_state(model, image_shape, config, total_steps: int, init_key: jax.Array, warmup_steps: int,
-                       tx: optax.GradientTransformation | None = None) -> TrainState:
+def create_train_state(
+    model,
+    image_shape,
+    config,
+    total_steps: int,
+    init_key: jax.Array,
+    warmup_steps: int,
+    tx: optax.GradientTransformation | None = None,
+) -> TrainState:
     """The initial state of a run of ``config``: parameters, optimiser state (`make_optimizer`
     with the config's learning rate, or ``tx``) and its hyperparameters as arrays."""
     dummy = jnp.zeros((1, *image_shape), jnp.float32)
@@ -104,8 +111,9 @@ def create_train_state(model, image_shape, config, total_steps: int, init_key: j
     params = model.init(init_key, *args)
     hyper = objectives.Hyper(*(jnp.asarray(v, jnp.float32) for v in objectives.hyper(config)))
     tx = make_optimizer(config.optimizer, total_steps) if tx is None else tx
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, hyper=hyper,
-                             kl_warmup_steps=jnp.asarray(warmup_steps, jnp.int32))
+    return TrainState.create(
+        apply_fn=model.apply, params=params, tx=tx, hyper=hyper, kl_warmup_steps=jnp.asarray(warmup_steps, jnp.int32)
+    )
 
 
 def kl_warmup_weight(step, warmup_steps):
@@ -118,8 +126,13 @@ def kl_warmup_weight(step, warmup_steps):
     return jnp.where(warmup_steps > 0, rising, 1.0)
 
 
-def make_train_step(fns: objectives.ModelFns, *, dynamic_binarization: bool,
-                    hyper: objectives.Hyper | None = None, kl_warmup_steps: int | None = None):
+def make_train_step(
+    fns: objectives.ModelFns,
+    *,
+    dynamic_binarization: bool,
+    hyper: objectives.Hyper | None = None,
+    kl_warmup_steps: int | None = None,
+):
     """The pure step ``(state, batch, rng) -> (state, metrics)``; metrics are batch means of
     ``fns.per_example_metrics`` except ``fns.diagnostics`` (left out, so never computed: the
     VAE's squared error costs 12% of a reference training step; evaluation reports it).
@@ -181,8 +194,9 @@ def _scan_epoch(step_at):
 
 
 def _jit_epoch(mesh: Mesh | None):
-    return functools.partial(jax.jit, donate_argnums=0,
-                             out_shardings=None if mesh is None else parallel.replicated(mesh))
+    return functools.partial(
+        jax.jit, donate_argnums=0, out_shardings=None if mesh is None else parallel.replicated(mesh)
+    )
 
 
 def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
@@ -231,8 +245,7 @@ def make_evaluate(fns: objectives.ModelFns, batch_size: int, mesh: Mesh | None =
     rows; else each evaluates the chunk). Each chunk's key is ``fold_in(key, start)``.
     """
 
-    @functools.partial(jax.jit, static_argnums=4,
-                       out_shardings=None if mesh is None else parallel.replicated(mesh))
+    @functools.partial(jax.jit, static_argnums=4, out_shardings=None if mesh is None else parallel.replicated(mesh))
     def chunk_sums(params, chunk, mask, key, hyper):
         if mesh is not None and len(chunk) % mesh.size == 0:
             chunk, mask = (jax.lax.with_sharding_constraint(x, parallel.batch_sharded(mesh)) for x in (chunk, mask))

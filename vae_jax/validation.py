@@ -30,8 +30,10 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _positive_int(value, name: str) -> None:
-    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-             f"--config.{name}={value!r} is invalid: expected an integer >= 1.")
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        f"--config.{name}={value!r} is invalid: expected an integer >= 1.",
+    )
 
 
 def _finite(value) -> bool:
@@ -39,8 +41,10 @@ def _finite(value) -> bool:
 
 
 def _nonnegative_int(value, name: str) -> None:
-    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-             f"--config.{name}={value!r} is invalid: expected an integer >= 0.")
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        f"--config.{name}={value!r} is invalid: expected an integer >= 0.",
+    )
 
 
 def _choice(value, name: str, allowed) -> None:
@@ -57,51 +61,77 @@ def validate_config(config) -> None:
     _choice(config.model.activation, "model.activation", tuple(models.ACTIVATIONS))
     _choice(config.model.output_activation, "model.output_activation", ("auto", *models.ACTIVATIONS))
     _choice(config.model.architecture, "model.architecture", ARCHITECTURES)
-    _require(config.model.architecture != "conv" or len(config.model.conv_features) > 0,
-             "--config.model.architecture=conv needs at least one conv layer: e.g. --config.model.conv_features='(32, 64)'.")
+    _require(
+        config.model.architecture != "conv" or len(config.model.conv_features) > 0,
+        "--config.model.architecture=conv needs at least one conv layer: e.g. --config.model.conv_features='(32, 64)'.",
+    )
     _choice(config.model.decoder_variance, "model.decoder_variance", DECODER_VARIANCES)
-    _require(config.model.decoder_variance == "fixed" or config.likelihood == "gaussian",
-             f"--config.model.decoder_variance={config.model.decoder_variance} needs likelihood=gaussian "
-             f"(got {config.likelihood}): use --config.model.decoder_variance=fixed.")
+    _require(
+        config.model.decoder_variance == "fixed" or config.likelihood == "gaussian",
+        f"--config.model.decoder_variance={config.model.decoder_variance} needs likelihood=gaussian "
+        f"(got {config.likelihood}): use --config.model.decoder_variance=fixed.",
+    )
     _choice(config.objective, "objective", OBJECTIVES)
     _positive_int(config.num_train_samples, "num_train_samples")
-    _require(config.objective == "elbo" or config.model.kind == "vae",
-             f"--config.objective={config.objective} needs model.kind=vae: use --config.objective=elbo.")
+    _require(
+        config.objective == "elbo" or config.model.kind == "vae",
+        f"--config.objective={config.objective} needs model.kind=vae: use --config.objective=elbo.",
+    )
     _nonnegative_int(config.kl_warmup_steps, "kl_warmup_steps")
     _nonnegative_int(config.kl_warmup_epochs, "kl_warmup_epochs")
-    _require(not (config.kl_warmup_steps and config.kl_warmup_epochs),
-             f"--config.kl_warmup_steps={config.kl_warmup_steps} and --config.kl_warmup_epochs="
-             f"{config.kl_warmup_epochs} both set the KL warm-up: set one of them to 0.")
+    _require(
+        not (config.kl_warmup_steps and config.kl_warmup_epochs),
+        f"--config.kl_warmup_steps={config.kl_warmup_steps} and --config.kl_warmup_epochs="
+        f"{config.kl_warmup_epochs} both set the KL warm-up: set one of them to 0.",
+    )
     for name in ("encoder_hidden", "decoder_hidden", "conv_features"):
         widths = tuple(config.model[name])
-        _require(all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
-                 f"--config.model.{name}={widths!r} is invalid: expected a tuple of integers >= 1, e.g. '(400,)' or '()'.")
+        _require(
+            all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
+            f"--config.model.{name}={widths!r} is invalid: expected a tuple of integers >= 1, e.g. '(400,)' or '()'.",
+        )
     for name in ("batch_size", "num_epochs", "eval_batch_size", "checkpoint_every_epochs"):
         _positive_int(config[name], name)
-    _require(_finite(config.c) and config.c > 0,
-             f"--config.c={config.c!r} is invalid: the decoder variance c must be finite and > 0 (e.g. 0.05).")
-    _require(_finite(config.beta) and config.beta >= 0,
-             f"--config.beta={config.beta!r} is invalid: the KL weight must be finite and >= 0 (e.g. 1.0).")
+    _require(
+        _finite(config.c) and config.c > 0,
+        f"--config.c={config.c!r} is invalid: the decoder variance c must be finite and > 0 (e.g. 0.05).",
+    )
+    _require(
+        _finite(config.beta) and config.beta >= 0,
+        f"--config.beta={config.beta!r} is invalid: the KL weight must be finite and >= 0 (e.g. 1.0).",
+    )
     learning_rate = config.optimizer.learning_rate
-    _require(_finite(learning_rate) and 0 < learning_rate < 10, f"--config.optimizer.learning_rate={learning_rate!r} is invalid: expected a value in (0, 10), e.g. 1e-3.")
+    _require(
+        _finite(learning_rate) and 0 < learning_rate < 10,
+        f"--config.optimizer.learning_rate={learning_rate!r} is invalid: expected a value in (0, 10), e.g. 1e-3.",
+    )
     _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
-    _require(isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0, f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.")
+    _require(
+        isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0,
+        f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.",
+    )
     _choice(config.nonfinite, "nonfinite", NONFINITE_POLICIES)
-    _require(_finite(config.free_bits) and config.free_bits >= 0,
-             f"--config.free_bits={config.free_bits!r} is invalid: expected nats per latent dimension >= 0 "
-             "(e.g. 0.0 for the plain KL, or 0.1).")
+    _require(
+        _finite(config.free_bits) and config.free_bits >= 0,
+        f"--config.free_bits={config.free_bits!r} is invalid: expected nats per latent dimension >= 0 "
+        "(e.g. 0.0 for the plain KL, or 0.1).",
+    )
     _validate_autoregressive(config)
     _validate_prior(config)
     _choice(config.model_selection, "model_selection", selection.MODES)
     patience = config.early_stopping_patience
     _nonnegative_int(patience, "early_stopping_patience")
-    _require(patience == 0 or selection.selects_on_validation(config),
-             f"--config.early_stopping_patience={patience} needs the validation split: add "
-             "--config.model_selection=valid (early stopping never looks at the test split).")
+    _require(
+        patience == 0 or selection.selects_on_validation(config),
+        f"--config.early_stopping_patience={patience} needs the validation split: add "
+        "--config.model_selection=valid (early stopping never looks at the test split).",
+    )
     binary = config.data.binarize != "none" or config.data.name == "binarized_mnist"
-    _require(config.likelihood != "bernoulli" or binary,
-             "--config.likelihood=bernoulli needs binary data: use data.name=binarized_mnist or "
-             "--config.data.binarize=dynamic or static (a Bernoulli likelihood of grey levels is not a likelihood).")
+    _require(
+        config.likelihood != "bernoulli" or binary,
+        "--config.likelihood=bernoulli needs binary data: use data.name=binarized_mnist or "
+        "--config.data.binarize=dynamic or static (a Bernoulli likelihood of grey levels is not a likelihood).",
+    )
 
 
 def _validate_autoregressive(config) -> None:
@@ -111,12 +141,16 @@ def _validate_autoregressive(config) -> None:
     _nonnegative_int(features, "model.autoregressive_features")
     if features == 0:
         return
-    _require(config.model.kind == "vae" and config.likelihood == "bernoulli",
-             f"--config.model.autoregressive_features={features} needs model.kind=vae and likelihood=bernoulli "
-             f"(got {config.model.kind}, {config.likelihood}): use --config.model.autoregressive_features=0.")
+    _require(
+        config.model.kind == "vae" and config.likelihood == "bernoulli",
+        f"--config.model.autoregressive_features={features} needs model.kind=vae and likelihood=bernoulli "
+        f"(got {config.model.kind}, {config.likelihood}): use --config.model.autoregressive_features=0.",
+    )
     kernel = model.autoregressive_kernel
-    _require(isinstance(kernel, int) and not isinstance(kernel, bool) and kernel >= 3 and kernel % 2 == 1,
-             f"--config.model.autoregressive_kernel={kernel!r} is invalid: expected an odd integer >= 3, e.g. 7.")
+    _require(
+        isinstance(kernel, int) and not isinstance(kernel, bool) and kernel >= 3 and kernel % 2 == 1,
+        f"--config.model.autoregressive_kernel={kernel!r} is invalid: expected an odd integer >= 3, e.g. 7.",
+    )
     _nonnegative_int(model.autoregressive_layers, "model.autoregressive_layers")
     _positive_int(model.autoregressive_z_features, "model.autoregressive_z_features")
 
@@ -128,11 +162,17 @@ def _validate_prior(config) -> None:
     _positive_int(config.model.prior_components, "model.prior_components")
     if prior == "standard_normal":
         return
-    _require(config.model.kind == "vae", f"--config.model.prior={prior} is a VAE's prior; model.kind is "
-             f"{config.model.kind}: use --config.model.prior=standard_normal.")
-    _require(config.free_bits == 0, f"--config.free_bits={config.free_bits} needs the "
-             f"closed-form KL of each latent dimension, which --config.model.prior={prior} has not: use "
-             "--config.free_bits=0 (or the standard_normal prior).")
+    _require(
+        config.model.kind == "vae",
+        f"--config.model.prior={prior} is a VAE's prior; model.kind is "
+        f"{config.model.kind}: use --config.model.prior=standard_normal.",
+    )
+    _require(
+        config.free_bits == 0,
+        f"--config.free_bits={config.free_bits} needs the "
+        f"closed-form KL of each latent dimension, which --config.model.prior={prior} has not: use "
+        "--config.free_bits=0 (or the standard_normal prior).",
+    )
 
 
 def validate_device_split(config, num_devices: int) -> None:
@@ -140,16 +180,20 @@ def validate_device_split(config, num_devices: int) -> None:
     if config.model.kind == "pca" or config.batch_size % num_devices == 0:
         return
     suggestion = max(1, round(config.batch_size / num_devices)) * num_devices
-    raise ConfigError(f"--config.batch_size={config.batch_size} does not divide evenly over the {num_devices} devices "
-                      f"(each device trains on an equal share of every batch): use --config.batch_size={suggestion} "
-                      f"(a multiple of {num_devices}).")
+    raise ConfigError(
+        f"--config.batch_size={config.batch_size} does not divide evenly over the {num_devices} devices "
+        f"(each device trains on an equal share of every batch): use --config.batch_size={suggestion} "
+        f"(a multiple of {num_devices})."
+    )
 
 
 def validate_batch_size(config, num_train: int) -> None:
     """The batch must fit in the training split (one step per epoch at least)."""
-    _require(config.batch_size <= num_train,
-             f"--config.batch_size={config.batch_size} is larger than the {num_train} training images of "
-             f"{config.data.name}: use --config.batch_size={min(128, num_train)} or smaller.")
+    _require(
+        config.batch_size <= num_train,
+        f"--config.batch_size={config.batch_size} is larger than the {num_train} training images of "
+        f"{config.data.name}: use --config.batch_size={min(128, num_train)} or smaller.",
+    )
 
 
 def validate_against_data(config, train_images_shape, split_names=("train", "test")) -> None:
@@ -157,15 +201,21 @@ def validate_against_data(config, train_images_shape, split_names=("train", "tes
     of the dataset's splits."""
     num_train, dim = train_images_shape[0], math.prod(train_images_shape[1:])
     validate_batch_size(config, num_train)
-    _require(not selection.selects_on_validation(config) or "valid" in split_names,
-             f"--config.model_selection=valid needs a validation split, and {config.data.name} has only "
-             f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
-             "(e.g. binarized_mnist).")
+    _require(
+        not selection.selects_on_validation(config) or "valid" in split_names,
+        f"--config.model_selection=valid needs a validation split, and {config.data.name} has only "
+        f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
+        "(e.g. binarized_mnist).",
+    )
     channels = train_images_shape[-1]
-    _require(config.model.autoregressive_features == 0 or channels == 1,
-             f"--config.model.autoregressive_features needs single-channel images; {config.data.name} has "
-             f"{channels} channels: use --config.model.autoregressive_features=0.")
+    _require(
+        config.model.autoregressive_features == 0 or channels == 1,
+        f"--config.model.autoregressive_features needs single-channel images; {config.data.name} has "
+        f"{channels} channels: use --config.model.autoregressive_features=0.",
+    )
     if config.model.kind == "pca":
-        _require(config.model.latents <= min(dim, num_train),
-                 f"--config.model.latents={config.model.latents} is invalid for PCA of {config.data.name}: at most "
-                 f"{min(dim, num_train)} components exist (pixels per image, training images).")
+        _require(
+            config.model.latents <= min(dim, num_train),
+            f"--config.model.latents={config.model.latents} is invalid for PCA of {config.data.name}: at most "
+            f"{min(dim, num_train)} components exist (pixels per image, training images).",
+        )

@@ -26,12 +26,30 @@ from vae_jax import parallel
 from vae_jax.errors import ConfigError
 
 # Values that may change between a run and its resumption (they change no result so far).
-RESUMABLE_KEYS = ("num_epochs", "checkpoint_every_epochs", "eval_batch_size", "num_figure_examples",
-                  "fused_epoch", "overwrite", "data.download", "nonfinite", "early_stopping_patience")
+RESUMABLE_KEYS = (
+    "num_epochs",
+    "checkpoint_every_epochs",
+    "eval_batch_size",
+    "num_figure_examples",
+    "fused_epoch",
+    "overwrite",
+    "data.download",
+    "nonfinite",
+    "early_stopping_patience",
+)
 # What a run writes to its workdir (besides config.json); `--config.overwrite=True` moves
 # these, and config.json, to ``workdir/previous-<time>/`` before a run of another config.
-OUTPUT_NAMES = ("checkpoints", "best_checkpoints", "damaged-checkpoints", "metrics.jsonl", "final_metrics.json",
-                "reconstructions.png", "samples.png", "latent_scatter.png", "manifold.png")
+OUTPUT_NAMES = (
+    "checkpoints",
+    "best_checkpoints",
+    "damaged-checkpoints",
+    "metrics.jsonl",
+    "final_metrics.json",
+    "reconstructions.png",
+    "samples.png",
+    "latent_scatter.png",
+    "manifold.png",
+)
 EVENTS_PREFIX = "events.out.tfevents"
 FINAL_METRICS = "final_metrics.json"
 
@@ -91,16 +109,21 @@ def check(workdir: str, config) -> bool:
         with tempfile.NamedTemporaryFile(dir=workdir):
             pass
     except OSError as error:
-        raise ConfigError(f"--workdir={workdir!r} is not writable ({error.strerror}): "
-                          "choose a directory you can write to.") from None
-    fix = ("use a new --workdir, or pass --config.overwrite=True to start over (the old outputs are moved "
-           "to <workdir>/previous-<time>/, not deleted).")
+        raise ConfigError(
+            f"--workdir={workdir!r} is not writable ({error.strerror}): choose a directory you can write to."
+        ) from None
+    fix = (
+        "use a new --workdir, or pass --config.overwrite=True to start over (the old outputs are moved "
+        "to <workdir>/previous-<time>/, not deleted)."
+    )
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         outputs = _outputs(workdir)
         if outputs and not config.overwrite:
-            raise ConfigError(f"--workdir={workdir!r} holds outputs of a run ({', '.join(outputs)}) but no "
-                              f"config.json to check them against: {fix}")
+            raise ConfigError(
+                f"--workdir={workdir!r} holds outputs of a run ({', '.join(outputs)}) but no "
+                f"config.json to check them against: {fix}"
+            )
         return bool(outputs)
     try:
         old = _comparable(config_lib.read_run_config(workdir))
@@ -111,8 +134,9 @@ def check(workdir: str, config) -> bool:
     new = _comparable(config)
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed and not config.overwrite:
-        raise ConfigError(f"--workdir={workdir!r} holds a run with another config (differs in: "
-                          f"{', '.join(changed)}): {fix}")
+        raise ConfigError(
+            f"--workdir={workdir!r} holds a run with another config (differs in: {', '.join(changed)}): {fix}"
+        )
     return bool(changed)
 
 
@@ -198,8 +222,11 @@ class MetricsLog:
             with open(self.path + ".tmp", "w") as f:
                 f.writelines(kept)
             os.replace(self.path + ".tmp", self.path)
-            logging.warning("Dropped %d metrics.jsonl line(s) after step %d, the step this run resumes from.",
-                            len(lines) - len(kept), step)
+            logging.warning(
+                "Dropped %d metrics.jsonl line(s) after step %d, the step this run resumes from.",
+                len(lines) - len(kept),
+                step,
+            )
 
     def close(self) -> None:
         if self._writer is not None:

@@ -26,5 +26,6 @@ def get_config():
 
 
 def get_sweep():
-    return sweep_spec.product(sweep_spec.values("optimizer.learning_rate", [3e-4, 1e-3, 3e-3]),
-                              sweep_spec.values("seed", [0, 1]))
+    return sweep_spec.product(
+        sweep_spec.values("optimizer.learning_rate", [3e-4, 1e-3, 3e-3]), sweep_spec.values("seed", [0, 1])
+    )

@@ -18,5 +18,6 @@ def get_config():
 
 
 def get_sweep():
-    return sweep_spec.product(sweep_spec.values("model.latents", [2, 20]),
-                         sweep_spec.values("optimizer.learning_rate", [3e-4, 1e-3]))
+    return sweep_spec.product(
+        sweep_spec.values("model.latents", [2, 20]), sweep_spec.values("optimizer.learning_rate", [3e-4, 1e-3])
+    )
