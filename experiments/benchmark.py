@@ -277,9 +277,6 @@ def sweep_speedup(
     keys = [train.run_keys(member.seed) for member in configs]
     orders = [train.epoch_order(k["data"], 0, num_examples, batch) for k in keys]
 
-    def initial_states(model):
-        return [train.create_train_state(model, shape, m, steps, k["init"], 0) for m, k in zip(configs, keys)]
-
     separate = []
     for member, key, order in zip(configs, keys, orders):
         fns, model = train.model_fns(member, shape)
@@ -294,13 +291,13 @@ def sweep_speedup(
             run["state"], metrics = run["epoch"](run["state"], images, run["order"], run["key"])
             jax.block_until_ready(metrics)
 
-    fns, model = train.model_fns(config, shape)
+    fns, _ = train.model_fns(config, shape)
     runs = {"separate": run_separate}
     for execution in ("in_turn", "vmap"):
         epoch = loop.MembersEpoch(
             fns, config, [(objectives.hyper(m), 0) for m in configs], [k["train"] for k in keys], execution, None
         )
-        holder = {"states": initial_states(model)}
+        holder = {"states": loop.initial_states(configs, shape, steps, steps)}
 
         def run_members(epoch=epoch, holder=holder):
             holder["states"], _ = epoch(holder["states"], [True] * members, images, orders)  # metrics: host floats

@@ -288,39 +288,83 @@ def test_distributed_starts_only_when_configured(monkeypatch):
     assert parallel.initialize() and calls[-1] == (None, None, None)  # JAX reads the rest from SLURM
 
 
-@pytest.mark.parametrize("execution", ["vmap", "in_turn"])
-def test_sweep_on_four_devices_matches_one_device(execution, tmp_path):
-    """A sweep is data parallel like a run: its 2 members on 4 simulated devices (vmapped, or
-    in turn) end as on one device, and each member's folder is its run's."""
-    sweep_file = tmp_path / "two_betas.py"
-    sweep_file.write_text(
-        "from configs import vae\nfrom vae_jax import sweep_spec\n\n\ndef get_config():\n"
-        "    return vae.get_config()\n\n\ndef get_sweep():\n"
-        "    return sweep_spec.values('beta', [0.5, 2.0])\n"
-    )
-    flags = [f"--config={sweep_file}", *CLI_FLAGS[1:], "--config.num_epochs=1", f"--execution={execution}"]
-    results, logs = {}, {}
-    for devices in (1, 4):
-        workdir, log = tmp_path / f"devices{devices}", str(tmp_path / f"devices{devices}.log")
-        env = cli_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PJRT_NPROC=str(2 * devices))
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "experiments.sweep", f"--workdir={workdir}", *flags],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        [logs[devices]] = finish([process], [log])
-        with open(workdir / "sweep_results.json") as f:
-            results[devices] = {row["name"]: row["metrics"] for row in json.load(f)["members"]}
-    assert (
-        "8 per device on 4 device(s)" in logs[4]
-        and f"trained {'in one vmapped program' if execution == 'vmap' else 'in turn'}" in logs[4]
-    )
-    assert sorted(results[4]) == ["beta=0.5", "beta=2.0"]
-    for name, metrics in results[1].items():
+SWEEP_FILE = """from configs import vae
+from vae_jax import sweep_spec
+
+
+def get_config():
+    return vae.get_config()
+
+
+def get_sweep():
+    return sweep_spec.values("beta", [0.5, 2.0])
+"""
+
+
+def run_sweep_cli(directory, name, execution, env, *extra_flags, processes=1):
+    """Runs the 2-member sweep of `SWEEP_FILE` (1 epoch of `reference_config`) with
+    ``python -m experiments.sweep`` in ``processes`` processes; returns the results table
+    ``{member: final metrics}``, the workdir and the logs."""
+    sweep_file = directory / "two_betas.py"
+    sweep_file.write_text(SWEEP_FILE)
+    workdir = directory / name
+    flags = [f"--workdir={workdir}", f"--config={sweep_file}", *CLI_FLAGS[1:], "--config.num_epochs=1"]
+    flags += [f"--execution={execution}", *extra_flags]
+    address = f"127.0.0.1:{free_port()}"
+    logs = [str(directory / f"{name}-{i}.log") for i in range(processes)]
+    launched = []
+    try:
+        for i, log in enumerate(logs):
+            distributed = [f"--coordinator_address={address}", f"--num_processes={processes}", f"--process_id={i}"]
+            with open(log, "ab") as out:
+                launched.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "experiments.sweep", *flags, *(distributed if processes > 1 else [])],
+                        cwd=REPO,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+    finally:
+        texts = finish(launched, logs)
+    with open(workdir / "sweep_results.json") as f:
+        results = {row["name"]: row["metrics"] for row in json.load(f)["members"]}
+    return results, workdir, texts
+
+
+@pytest.fixture(scope="module")
+def one_device_sweep(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("sweep-one-device")
+    results, _, _ = run_sweep_cli(directory, "one-device", "in_turn", cli_env())
+    return results
+
+
+def assert_sweep_matches(results, reference, workdir):
+    assert sorted(results) == sorted(reference) == ["beta=0.5", "beta=2.0"]
+    for name, metrics in reference.items():
         for metric, value in metrics.items():
-            assert results[4][name][metric] == pytest.approx(value, rel=RTOL), (name, metric)
-        compare_dir = tmp_path / "devices4" / name
-        assert final_metrics(str(compare_dir)) == results[4][name]
+            assert results[name][metric] == pytest.approx(value, rel=RTOL), (name, metric)
+        assert final_metrics(str(workdir / name)) == results[name]  # each member's folder is its run
+
+
+@pytest.mark.parametrize("execution", ["vmap", "in_turn"])
+def test_sweep_on_four_devices_matches_one_device(execution, one_device_sweep, tmp_path):
+    """A sweep is data parallel like a run: its 2 members on 4 simulated devices (vmapped, or
+    in turn) end as on one device."""
+    env = cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=4", PJRT_NPROC="8")
+    results, workdir, [log] = run_sweep_cli(tmp_path, "four-devices", execution, env)
+    way = "in one vmapped program" if execution == "vmap" else "in turn"
+    assert "8 per device on 4 device(s) of 1 process(es)" in log and f"2 members trained {way}" in log
+    assert_sweep_matches(results, one_device_sweep, workdir)
+
+
+def test_sweep_in_two_processes_matches_one_process(one_device_sweep, tmp_path):
+    """2 processes joined by jax.distributed train the vmapped sweep together; process 0 alone
+    writes the results."""
+    results, workdir, logs = run_sweep_cli(tmp_path, "two-processes", "vmap", cli_env(), processes=2)
+    for i, log in enumerate(logs):
+        assert "16 per device on 2 device(s) of 2 process(es)" in log
+        assert f"rows {750 * i}-{750 * (i + 1)} of 1500" in log
+    assert "| beta=0.5 |" in logs[0] and "| beta=0.5 |" not in logs[1]  # the table, printed by process 0
+    assert_sweep_matches(results, one_device_sweep, workdir)

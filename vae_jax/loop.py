@@ -29,6 +29,7 @@ How the members' epochs run (`EXECUTIONS`, chosen by `choose_execution`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any, Sequence
@@ -85,12 +86,16 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _stack(trees: Sequence[Any]) -> Any:
+@jax.jit
+def _stack(trees: list) -> Any:
+    """The trees stacked along a new leading (member) axis, in one compiled call."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def _unstack(tree: Any, index: int) -> Any:
-    return jax.tree.map(lambda leaf: leaf[index], tree)
+@functools.partial(jax.jit, static_argnums=1)
+def _unstack(tree: Any, count: int) -> list:
+    """The ``count`` trees of a stacked tree, in one compiled call."""
+    return [jax.tree.map(lambda leaf: leaf[i], tree) for i in range(count)]
 
 
 @dataclasses.dataclass
@@ -179,6 +184,23 @@ def _progress(
     )
 
 
+def initial_states(configs: Sequence, image_shape, total_steps: int, steps_per_epoch: int) -> list:
+    """Each member's initial `train.TrainState`, as its single run initialises it, all with one
+    optimiser and one ``apply_fn`` (each state holds its own learning rate), so they stack."""
+    _, model = train.model_fns(configs[0], image_shape)
+    tx = train.make_optimizer(configs[0].optimizer, total_steps)
+    states = []
+    for config in configs:
+        _, member_model = train.model_fns(config, image_shape)  # c may set a learned variance's start
+        warmup = train.kl_warmup_steps(config, steps_per_epoch)
+        state = train.create_train_state(
+            member_model, image_shape, config, total_steps, train.run_keys(config.seed)["init"], warmup, tx=tx
+        )
+        learning_rate = train.with_learning_rate(state.opt_state, config.optimizer.learning_rate)
+        states.append(state.replace(apply_fn=model.apply, opt_state=learning_rate))
+    return states
+
+
 def finish(config, fns, params, splits, workdir: str, eval_key: jax.Array, mesh: Mesh, log) -> dict[str, float]:
     """The final test metrics of ``params`` (written to ``final_metrics.json``) and the
     figures, by process 0. Returns the metrics."""
@@ -210,19 +232,11 @@ def train_members(
     fns, model = train.model_fns(config, image_shape)
     train_images = parallel.shard_rows(splits["train"].images, mesh)  # padded to a multiple of the devices
 
-    tx = train.make_optimizer(config.optimizer, total_steps)  # one for all: each state holds its learning rate
+    states = initial_states([m.config for m in members], image_shape, total_steps, steps_per_epoch)
     trainings = []
-    for member in members:
+    for member, state in zip(members, states):
         keys = train.run_keys(member.config.seed)
         warmup = train.kl_warmup_steps(member.config, steps_per_epoch)
-        _, member_model = train.model_fns(member.config, image_shape)  # c may set a learned variance's start
-        state = train.create_train_state(
-            member_model, image_shape, member.config, total_steps, keys["init"], warmup, tx=tx
-        )
-        state = state.replace(
-            apply_fn=model.apply,
-            opt_state=train.with_learning_rate(state.opt_state, member.config.optimizer.learning_rate),
-        )
         state, keys = parallel.replicate((state, keys), mesh)  # the restore target is then replicated too
         log = workdir_lib.MetricsLog(member.workdir)
         manager = checkpoints.open_manager(member.workdir)
@@ -351,7 +365,7 @@ class MembersEpoch:
         dynamic = config.data.binarize == "dynamic"
         if execution == "vmap":
             self.program = train.make_members_epoch(train.make_train_step(fns, dynamic_binarization=dynamic), mesh=mesh)
-            self.stacked_keys = _stack(self.train_keys)
+            self.stacked_keys = _stack(list(self.train_keys))
         else:
             self.programs = {}
             for hyper, warmup in self.hypers:
@@ -366,10 +380,10 @@ class MembersEpoch:
     def __call__(self, states: list, going: Sequence[bool], images, orders: Sequence) -> tuple[list, list]:
         if self.execution == "vmap":
             stacked, metrics = self.program(
-                _stack(states), images, jnp.stack(orders), self.stacked_keys, np.asarray(going)
+                _stack(list(states)), images, jnp.stack(orders), self.stacked_keys, np.asarray(going)
             )
             metrics = jax.device_get(metrics)
-            states = [_unstack(stacked, i) for i in range(len(states))]
+            states = _unstack(stacked, len(states))
             return states, [{n: float(v[i]) for n, v in metrics.items()} if g else None for i, g in enumerate(going)]
         states, all_metrics = list(states), []
         for i, (key, g) in enumerate(zip(self.hypers, going)):
