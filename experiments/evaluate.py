@@ -12,14 +12,15 @@ decoder); an autoregressive decoder costs several times more per sample: use a s
 
 import json
 import os
-import sys
 import time
 
 import jax
 from absl import app, flags
 
+from experiments import cli
+from vae_jax import config as config_lib
 from vae_jax import metrics, objectives, run, train
-from vae_jax.errors import USER_ERRORS
+from vae_jax import workdir as workdir_lib
 
 WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
@@ -38,6 +39,14 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
 
     ``sample_chunk`` and ``data_chunk`` set memory and speed only (`metrics.vae_log_likelihood`):
     the estimate is the same for any of them up to float rounding."""
+    config_lib.read_run_config(workdir)  # a workdir without a run: one error line, nothing created
+    with workdir_lib.locked(workdir):  # it writes into the run's workdir
+        return _evaluate_run(
+            workdir, num_samples=num_samples, split=split, sample_chunk=sample_chunk, data_chunk=data_chunk
+        )
+
+
+def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: int, data_chunk: int) -> dict:
     config, fns, model, params = run.restore(workdir)  # never trains
     splits = run.load_splits(config)
     if split not in splits:
@@ -69,7 +78,7 @@ def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: in
 
 def main(argv):
     del argv
-    try:
+    with cli.exit_on_user_errors():
         result = evaluate_run(
             WORKDIR.value,
             num_samples=NUM_SAMPLES.value,
@@ -77,12 +86,9 @@ def main(argv):
             sample_chunk=SAMPLE_CHUNK.value,
             data_chunk=DATA_CHUNK.value,
         )
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("workdir")
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -10,13 +10,11 @@ Running the same command again resumes unfinished groups and skips finished ones
 are reported as in ``experiments.train`` (one ``error: ...`` line, exit status 2).
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
 from vae_jax import loop, parallel, sweep
-from vae_jax.errors import USER_ERRORS
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a sweep config file in configs/sweeps/.", lock_config=True)
@@ -40,18 +38,16 @@ flags.DEFINE_integer("process_id", None, "Multi-process sweeps: this process's i
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    with cli.exit_on_user_errors():
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+        config = cli.config_from_flag()
         members = sweep.load_sweep_file(config_flags.get_config_filename(FLAGS["config"]))
-        logging.info("Base config:\n%s", FLAGS.config)
-        sweep.run_sweep(FLAGS.config, members, FLAGS.workdir, execution=FLAGS.execution)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        logging.info("Base config:\n%s", config)
+        sweep.run_sweep(config, members, FLAGS.workdir, execution=FLAGS.execution)
     if parallel.is_primary():
         with open(f"{FLAGS.workdir}/{sweep.RESULTS_NAME}.md") as f:
             print(f.read())
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -14,14 +14,11 @@ command in each with ``--coordinator_address=HOST:PORT --num_processes=N --proce
 "Several devices and hosts".
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax import config as config_lib
+from experiments import cli
 from vae_jax import parallel, run, validation
-from vae_jax.errors import USER_ERRORS
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
@@ -44,17 +41,14 @@ flags.DEFINE_integer(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
+    with cli.exit_on_user_errors():
         # First of all: jax.distributed must start before anything uses a device.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-        config = config_lib.resolve(FLAGS.config)
+        config = cli.config_from_flag()
         validation.validate_config(config)  # before the config is logged: a bad value gives one line
         logging.info("Config:\n%s", config)
         run.train_and_evaluate(config, FLAGS.workdir)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

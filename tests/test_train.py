@@ -160,3 +160,23 @@ def test_every_config_file_is_valid(name):
     """Each ``configs/<name>.py`` passes the checks a run makes before any work."""
     config = importlib.import_module(f"configs.{name}").get_config()
     validation.validate_config(config)
+
+
+def test_dynamic_binarization_evaluates_fixed_binary_images(tiny_config, tmp_path):
+    """Training batches are drawn from the grey levels in the step; validation, test and the
+    final metrics use one fixed, seeded binarisation of the evaluation splits (the same for
+    every seed), so the Bernoulli likelihood is evaluated on binary images."""
+    config = tiny_config("vae")
+    config.data.binarize, config.likelihood = "dynamic", "bernoulli"
+    splits = run.load_splits(config)
+    assert len(np.unique(splits["train"].images)) > 2  # grey levels: the step binarises them
+    test = splits["test"].images
+    assert set(np.unique(test)) == {0.0, 1.0}
+    config.seed = 1
+    np.testing.assert_array_equal(run.load_splits(config)["test"].images, test)
+    config.seed = 0
+    final = run.train_and_evaluate(config, str(tmp_path / "run"))
+    _, fns, _, params = run.restore(str(tmp_path / "run"))
+    evaluate = train.make_evaluate(fns, config.eval_batch_size)
+    on_binary = evaluate(params, test, train.run_keys(config.seed)["eval"], objectives.hyper(config))
+    assert final == pytest.approx(on_binary, rel=1e-6)

@@ -28,17 +28,34 @@ from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError
 
 
+# Seed of the fixed binarisation of the evaluation splits of a run with ``data.binarize='dynamic'``:
+# the same for every run, so runs of any seed are evaluated on the same binary images.
+EVALUATION_BINARIZATION_SEED = 0
+
+
 def load_splits(config) -> dict:
-    """The splits of ``config.data`` (grey levels, or one static Bernoulli draw of them with
-    ``data.binarize='static'``; a dynamic binarisation is drawn in the training step)."""
-    binarize = "static" if config.data.binarize == "static" else "none"
-    return data.load_dataset(
-        config.data.name,
-        data_dir=config.data.data_dir or None,
-        download=config.data.download,
-        seed=config.seed,
-        binarize=binarize,
-    )
+    """The splits of ``config.data``: grey levels, or with ``data.binarize='static'`` one seeded
+    Bernoulli draw of every split. With ``'dynamic'`` the training images stay grey levels (the
+    training step draws each batch) and the evaluation splits are one fixed draw
+    (`EVALUATION_BINARIZATION_SEED`, the standard protocol), so that validation, test and the
+    importance-sampled likelihood are Bernoulli likelihoods of binary images."""
+
+    def load(binarize: str, seed: int) -> dict:
+        return data.load_dataset(
+            config.data.name,
+            data_dir=config.data.data_dir or None,
+            download=config.data.download,
+            seed=seed,
+            binarize=binarize,
+        )
+
+    if config.data.binarize == "static":
+        return load("static", config.seed)
+    splits = load("none", config.seed)
+    if config.data.binarize == "dynamic":
+        fixed = load("static", EVALUATION_BINARIZATION_SEED)
+        splits = {name: split if name == "train" else fixed[name] for name, split in splits.items()}
+    return splits
 
 
 def _pca_template(dim: int, latents: int) -> pca_lib.PCA:
@@ -79,6 +96,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     config = config_lib.resolve(config)
     validation.validate_config(config)
     validation.validate_device_split(config, jax.device_count())
+    with workdir_lib.locked(workdir):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> dict[str, float]:
     mesh = parallel.data_mesh()
     set_aside = workdir_lib.check(workdir, config)  # changes nothing in the workdir yet
     splits = load_splits(config)

@@ -17,6 +17,7 @@ separate groups, trained one after another. PCA members are fitted one by one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -176,7 +177,14 @@ def run_sweep(config, sweep: Sequence[dict], workdir: str, *, execution: str = "
                 f"Sweep group {g.name}: members with data.binarize=static and different seeds draw "
                 "different data; sweep the seed in separate sweeps, or use data.binarize=dynamic."
             )
-    os.makedirs(workdir, exist_ok=True)
+    with contextlib.ExitStack() as locks:  # the sweep's workdir and every member's, for the sweep's life
+        for directory in [workdir] + [m.workdir for m in members]:
+            locks.enter_context(workdir_lib.locked(directory))
+        return _run_groups(groups, splits, workdir, execution)
+
+
+def _run_groups(groups: Sequence[Group], splits: dict, workdir: str, execution: str) -> dict[str, loop.Result]:
+    members = [m for g in groups for m in g.members]
     set_aside = {m.name: workdir_lib.check(m.workdir, m.config) for m in members}
     parallel.barrier("vae_jax.sweep_checked")
     if parallel.is_primary():

@@ -5,14 +5,20 @@
   another config, first moves the earlier run's outputs to ``workdir/previous-<time>/``:
   earlier results are never deleted or mixed with the new run's.
 - `write_json` replaces a file atomically (a kill leaves the old file or the new one).
+- `locked` holds the workdir's run lock: one run per workdir.
 - `MetricsLog` writes ``metrics.jsonl`` and TensorBoard events (process 0 only), and drops
   the records after the step a resumed run restarts from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
+import socket
+import struct
 import tempfile
 import time
 
@@ -174,6 +180,23 @@ def prepare(workdir: str, config) -> None:
     commit(workdir, config, check(workdir, config))
 
 
+def read_events(path: str) -> list:
+    """The `Event` records of a TensorBoard events file (TFRecord framing: length, its CRC, the
+    record, its CRC); a partial record at the end (a killed writer) is left out. Reads the
+    file itself: tensorboard's own loader imports TensorFlow when it is installed (seconds)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    events, position = [], 0
+    while position + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[position : position + 8])
+        start = position + 12
+        if start + length + 4 > len(data):
+            break
+        events.append(Event.FromString(data[start : start + length]))
+        position = start + length + 4
+    return events
+
+
 class MetricsLog:
     """Writes metrics to TensorBoard event files and to ``workdir/metrics.jsonl``, process 0
     only (the other processes of a multi-process run write nothing).
@@ -227,7 +250,89 @@ class MetricsLog:
                 len(lines) - len(kept),
                 step,
             )
+        self._truncate_events(step)
+
+    def _truncate_events(self, step: int) -> None:
+        """Rewrites the TensorBoard events files without the summaries after ``step``: one new
+        file replaces them (written aside first), so TensorBoard shows each epoch once."""
+        names = sorted(n for n in os.listdir(self.workdir) if n.startswith(EVENTS_PREFIX))
+        events = [event for name in names for event in read_events(os.path.join(self.workdir, name))]
+        kept = [e for e in events if not e.HasField("file_version") and not (e.HasField("summary") and e.step > step)]
+        if len(kept) == sum(not e.HasField("file_version") for e in events):
+            return
+        aside = os.path.join(self.workdir, ".events-rewrite")
+        shutil.rmtree(aside, ignore_errors=True)
+        writer = EventFileWriter(aside)
+        for event in kept:
+            writer.add_event(event)
+        writer.close()
+        [new_name] = os.listdir(aside)
+        for name in names:
+            os.remove(os.path.join(self.workdir, name))
+        os.replace(os.path.join(aside, new_name), os.path.join(self.workdir, new_name))
+        os.rmdir(aside)
+        logging.warning("Dropped the TensorBoard summaries after step %d from %d events file(s).", step, len(names))
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()  # flushes
+
+
+LOCK_NAME = ".lock"
+_held_locks: dict[str, list] = {}  # realpath -> [open lock file, how many holders in this process]
+
+
+def _holder_text() -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+@contextlib.contextmanager
+def locked(workdir: str):
+    """Holds ``workdir``'s run lock (``workdir/.lock``, `fcntl.flock`) for the ``with`` block:
+    one run per workdir. A second process is refused at once with a `ConfigError` naming the
+    process and host that hold it; the OS releases the lock when its holder exits or dies, so a
+    lock left by a killed run never blocks. Re-entrant within a process (a sweep holds its
+    members' workdirs while a member's run takes its own). In a multi-process run, process 0
+    takes it and tells the others whether it could (`parallel.broadcast_ok`)."""
+    path = os.path.realpath(os.path.join(workdir, LOCK_NAME))
+    error = None
+    if parallel.is_primary() and path not in _held_locks:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            try:
+                holder = json.loads(handle.read() or "{}")
+            except ValueError:
+                holder = {}
+            handle.close()
+            error = (
+                f"--workdir={workdir!r} is in use by another run: process {holder.get('pid', '?')} on host "
+                f"{holder.get('host', '?')} (started {holder.get('started', '?')}) holds {path}. Wait for it to "
+                "finish or stop it, or use another --workdir."
+            )
+        else:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(_holder_text())
+            handle.flush()
+            _held_locks[path] = [handle, 0]
+    if not parallel.broadcast_ok(error is None):
+        raise ConfigError(
+            error
+            or f"--workdir={workdir!r} is in use by another run (process 0 of this run could not "
+            "lock it): wait for it to finish or use another --workdir."
+        )
+    if path in _held_locks:
+        _held_locks[path][1] += 1
+    try:
+        yield
+    finally:
+        if path in _held_locks:
+            _held_locks[path][1] -= 1
+            if _held_locks[path][1] == 0:
+                handle = _held_locks.pop(path)[0]
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()

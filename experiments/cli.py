@@ -1,0 +1,75 @@
+"""What the command-line scripts share: a user's mistake is one ``error:`` line, exit status 2.
+
+`parse_flags` is the scripts' flag parser (``app.run(main, flags_parser=cli.parse_flags)``): a
+misspelt flag or ``--config.<key>`` override names the key, the config file and the closest
+existing keys, instead of a traceback. `config_from_flag` loads ``--config`` (the file is read
+when first used) and resolves it (`vae_jax.config.resolve`). `exit_on_user_errors` turns the
+project's user errors (`vae_jax.errors.USER_ERRORS`) into the same one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from vae_jax import config as config_lib
+from vae_jax.errors import USER_ERRORS, ConfigError
+
+
+def _config_path(argv: list[str]) -> str:
+    return next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")), "the config")
+
+
+def _describe(argv: list[str], error: Exception) -> str:
+    known = set(config_lib.dotted_keys(config_lib.default_config()))
+    for arg in argv[1:]:
+        if arg.startswith("--config."):
+            name = arg[len("--config.") :].split("=", 1)[0]
+            if name not in known:
+                return f"{arg}: " + config_lib.unknown_key_message(name, where=_config_path(argv))
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, flags.Error):
+        return f"{lines[0] if lines else error} (see --help for the flags)"
+    # Not a flag's error: the config file failed while it was loaded.
+    detail = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+    return f"--config={_config_path(argv)} cannot be loaded ({detail}); it must define get_config()."
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a mistaken flag or override as one ``error:`` line (exit 2)."""
+    try:
+        return flags.FLAGS(argv)
+    except Exception as error:  # flags.Error, or ml_collections' errors for a bad --config.<key>=<value>
+        print(f"error: {_describe(argv, error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def config_from_flag(name: str = "config"):
+    """The resolved config of the ``--config`` file and its overrides; `ConfigError` when the
+    file cannot be loaded or an override does not fit."""
+    path = config_flags.get_config_filename(flags.FLAGS[name])
+    if not path:
+        raise ConfigError(f"--{name} is required: e.g. --{name}=configs/vae.py.")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--{name}={path}: no such file; pass a config file such as configs/vae.py.")
+    try:
+        values = flags.FLAGS[name].value.to_dict()  # the file is imported when first used
+    except Exception as error:  # any error of the user's file
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+        raise ConfigError(f"--{name}={path} cannot be loaded ({detail}); it must define get_config().") from None
+    return config_lib.resolve(values, where=path)
+
+
+@contextlib.contextmanager
+def exit_on_user_errors():
+    """Prints a user error (`USER_ERRORS`) raised in the block as one ``error:`` line and exits 2."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
