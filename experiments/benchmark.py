@@ -20,6 +20,7 @@ that are compared are timed in interleaved rounds (the machines here are shared 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 
@@ -28,8 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from experiments import cli
+
 from configs import vae_binarized_mnist
 from vae_jax import loop, metrics, objectives, pca, sweep_spec, train
+from vae_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
@@ -330,6 +334,11 @@ def sweep_speedup(
 
 def main(argv):
     del argv
+    directory = os.path.dirname(os.path.abspath(FLAGS.output))
+    if not os.path.isdir(directory):  # checked first: the figures are written after minutes of measuring
+        raise ConfigError(
+            f"--output={FLAGS.output}: the directory {directory} does not exist; create it or pass another --output."
+        )
     quick = FLAGS.quick
     repeats = 1 if quick else 5
     figures: dict = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
@@ -404,4 +413,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

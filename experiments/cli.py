@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
+import time
+import traceback
 
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 from vae_jax import config as config_lib
-from vae_jax.errors import USER_ERRORS, ConfigError
+from vae_jax.errors import USER_ERRORS, ConfigError, WriteError
 
 
 def _config_path(argv: list[str]) -> str:
@@ -65,11 +68,48 @@ def config_from_flag(name: str = "config"):
     return config_lib.resolve(values, where=path)
 
 
+def _write_traceback(error: BaseException, log_dir: str | None) -> str | None:
+    """The traceback of ``error`` (and its notes) in ``log_dir/errors.log``, or in the temporary
+    directory when that cannot be written (a full disk); returns the file's path."""
+    text = time.strftime("%Y-%m-%d %H:%M:%S ") + "".join(traceback.format_exception(error)) + "\n"
+    for directory in [log_dir, tempfile.gettempdir()]:
+        if not directory or not os.path.isdir(directory):
+            continue
+        name = "errors.log" if directory == log_dir else f"vae_jax-errors-{os.getpid()}.log"
+        try:
+            with open(os.path.join(directory, name), "a") as f:
+                f.write(text)
+            return os.path.join(directory, name)
+        except OSError:
+            continue
+    return None
+
+
 @contextlib.contextmanager
-def exit_on_user_errors():
-    """Prints a user error (`USER_ERRORS`) raised in the block as one ``error:`` line and exits 2."""
+def exit_on_user_errors(log_dir: str | None = None):
+    """Prints a user error (`USER_ERRORS`) raised in the block as one ``error:`` line and exits 2.
+    For a failed write, the traceback goes to ``log_dir/errors.log`` (named in the line), and
+    the background threads of the interrupted save end quietly."""
     try:
         yield
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = str(error)
+        if isinstance(error, WriteError):
+            path = _write_traceback(error, log_dir)
+            message += f" (details: {path})" if path else ""
+        print(f"error: {message}", file=sys.__stderr__)  # the console, also after a failed checkpoint write
+        sys.__stderr__.flush()
+        if isinstance(error, WriteError):  # skip the interpreter's teardown of the abandoned save's threads
+            os._exit(2)
         sys.exit(2)
+
+
+def run(main, log_dir=lambda: None) -> None:
+    """``app.run(main)`` with `parse_flags` and `exit_on_user_errors` around ``main`` (the lecture
+    scripts, the report and the benchmark; ``log_dir()``: where a failed write's traceback goes)."""
+
+    def guarded(argv):
+        with exit_on_user_errors(log_dir()):
+            return main(argv)
+
+    app.run(guarded, flags_parser=parse_flags)

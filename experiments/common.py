@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
+from vae_jax.errors import ConfigError
+
 DEFAULT_WORKDIR = "runs/lecture"
 # `--workdir` is also the flag of experiments.train, evaluate and sweep (one name, one idea: the
 # directory a command works in), and absl allows one definition of a name per process, which may
@@ -60,7 +62,12 @@ def workdir_root() -> str:
 
 def output_path(name: str) -> str:
     """``<workdir>/<name>``, creating the directory."""
-    os.makedirs(workdir_root(), exist_ok=True)
+    try:
+        os.makedirs(workdir_root(), exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--workdir={workdir_root()!r} cannot be used as a directory ({error.strerror}): pass a directory."
+        ) from None
     return os.path.join(workdir_root(), name)
 
 

@@ -21,6 +21,7 @@ from experiments import cli
 from vae_jax import config as config_lib
 from vae_jax import metrics, objectives, run, train
 from vae_jax import workdir as workdir_lib
+from vae_jax.errors import ConfigError
 
 WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
@@ -50,7 +51,14 @@ def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: i
     config, fns, model, params = run.restore(workdir)  # never trains
     splits = run.load_splits(config)
     if split not in splits:
-        raise app.UsageError(f"--split={split}: {config.data.name} has the splits {sorted(splits)}.")
+        raise ConfigError(
+            f"--split={split}: {config.data.name} has the splits {', '.join(sorted(splits))}: pass one of them."
+        )
+    if config.model.kind != "vae":
+        raise ConfigError(
+            f"--workdir={workdir!r} holds a {config.model.kind} run: experiments.evaluate estimates a "
+            "VAE's likelihood; the run's test metrics are in its final_metrics.json."
+        )
     images = splits[split].images
     eval_key = train.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
     key = jax.random.fold_in(eval_key, num_samples)
@@ -78,7 +86,7 @@ def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: i
 
 def main(argv):
     del argv
-    with cli.exit_on_user_errors():
+    with cli.exit_on_user_errors(WORKDIR.value):
         result = evaluate_run(
             WORKDIR.value,
             num_samples=NUM_SAMPLES.value,

@@ -9,7 +9,7 @@ import numpy as np
 from absl import app
 from matplotlib.figure import Figure
 
-from experiments import common
+from experiments import cli, common
 from vae_jax import pca
 
 POINTS = {"A": (-0.50, -0.40), "B": (-0.40, -0.10), "C": (0.10, 0.00), "D": (0.30, 0.30), "E": (0.50, 0.20)}
@@ -62,4 +62,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, log_dir=common.workdir_root)

@@ -31,7 +31,7 @@ from jax.tree_util import Partial
 from matplotlib.figure import Figure
 
 from configs import vae as vae_config
-from experiments import common
+from experiments import cli, common
 from vae_jax import data, metrics
 
 NAME = "regularisation"
@@ -66,6 +66,28 @@ def _plot_sweep(axes, x, rows, xlabel, log_x, latents):
             ax.set_xlim(-0.15, max(x) * 1.2)
         ax.set_xticks(x, [f"{v:g}" for v in x])
         ax.minorticks_off()
+
+
+def monotone(rows, key, increasing) -> bool:
+    """Whether ``row[key]`` over ``rows`` (in sweep order) never falls (``increasing``) or never rises."""
+    values = [r[key] for r in rows]
+    return all((b >= a) if increasing else (b <= a) for a, b in zip(values, values[1:]))
+
+
+def trend_checks(beta_rows, c_rows) -> dict[str, bool]:
+    """The trends the lecture predicts, from the rows of the beta sweep and of the c sweep (each in
+    increasing order of its variable, as in this experiment's JSON). Maps each trend's text to
+    whether it holds."""
+    return {
+        "beta sweep: squared error grows with beta": monotone(beta_rows, "squared_error", True),
+        "beta sweep: KL shrinks with beta": monotone(beta_rows, "kl", False),
+        "beta sweep: active units do not grow with beta": monotone(beta_rows, "active_units", False),
+        "c sweep: squared error grows with c": monotone(c_rows, "squared_error", True),
+        "c sweep: KL shrinks with c": monotone(c_rows, "kl", False),
+        "c sweep: active units do not grow with c": monotone(c_rows, "active_units", False),
+        "beta sweep: posterior std grows with beta (less point-like)": monotone(beta_rows, "posterior_std", True),
+        "beta sweep: posterior means move closer together": monotone(beta_rows, "mean_spread", False),
+    }
 
 
 def main(argv):
@@ -163,20 +185,7 @@ def main(argv):
         ],
     )
 
-    def monotone(rows, key, increasing):
-        values = [r[key] for r in rows]
-        return all((b >= a) if increasing else (b <= a) for a, b in zip(values, values[1:]))
-
-    checks = {
-        "beta sweep: squared error grows with beta": monotone(beta_rows, "squared_error", True),
-        "beta sweep: KL shrinks with beta": monotone(beta_rows, "kl", False),
-        "beta sweep: active units do not grow with beta": monotone(beta_rows, "active_units", False),
-        "c sweep: squared error grows with c": monotone(c_rows, "squared_error", True),
-        "c sweep: KL shrinks with c": monotone(c_rows, "kl", False),
-        "c sweep: active units do not grow with c": monotone(c_rows, "active_units", False),
-        "beta sweep: posterior std grows with beta (less point-like)": monotone(beta_rows, "posterior_std", True),
-        "beta sweep: posterior means move closer together": monotone(beta_rows, "mean_spread", False),
-    }
+    checks = trend_checks(beta_rows, c_rows)
     failed = [text for text, ok in checks.items() if not ok]
     verdict = (
         "Every trend the lecture predicts holds: a larger beta or c trades reconstruction for a smaller KL "
@@ -247,4 +256,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, log_dir=common.workdir_root)

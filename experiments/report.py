@@ -13,7 +13,7 @@ import os
 
 from absl import app
 
-from experiments import common
+from experiments import cli, common
 
 SECTIONS = (
     ("pca_table", "PCA's worked 2-D example (lecture section 2)"),
@@ -70,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, log_dir=common.workdir_root)

@@ -38,7 +38,7 @@ flags.DEFINE_integer("process_id", None, "Multi-process sweeps: this process's i
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    with cli.exit_on_user_errors():
+    with cli.exit_on_user_errors(FLAGS.workdir):
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
         config = cli.config_from_flag()
         members = sweep.load_sweep_file(config_flags.get_config_filename(FLAGS["config"]))

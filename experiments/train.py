@@ -41,7 +41,7 @@ flags.DEFINE_integer(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    with cli.exit_on_user_errors():
+    with cli.exit_on_user_errors(FLAGS.workdir):
         # First of all: jax.distributed must start before anything uses a device.
         parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
         config = cli.config_from_flag()

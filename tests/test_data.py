@@ -1,6 +1,7 @@
 """Tests of vae_jax.data: IDX / .amat readers, lookup order, errors, binarisation, tfds route."""
 
 import gzip
+import hashlib
 import os
 import sys
 import time
@@ -12,7 +13,12 @@ from vae_jax import data
 from vae_jax.data import BINARIZE_MODES, DATASETS, DataError, Split, image_shape, load_dataset
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
-SHARED_BINARIZED = "/work/shared/data/binarized_mnist"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the real binarised MNIST may be: $VAE_JAX_DATA_DIR (read here, at import, because the
+# autouse fixture below unsets it), then ../shared/data beside the checkout (CI's layout).
+REAL_DATA_DIRS = tuple(
+    d for d in (os.environ.get(data.ENV_VAR), os.path.normpath(os.path.join(REPO, "..", "shared", "data"))) if d
+)
 
 
 @pytest.fixture(autouse=True)
@@ -211,17 +217,50 @@ def test_amat_empty_file(tmp_path):
     assert path in str(e.value)
 
 
-def test_real_binarized_mnist_valid_split():
-    """The workplace's real files, if present; otherwise the same checks on a tiny file."""
-    path = os.path.join(SHARED_BINARIZED, "binarized_mnist_valid.amat.gz")
-    if os.path.isfile(path):
-        images = data._read_amat(path)
-        assert images.shape == (10000, 784)
-        assert 0.12 < images.mean() < 0.14  # ~13% of binarized MNIST pixels are on
-    else:
-        images = data._parse_amat(("\n".join(_amat_lines(5)) + "\n").encode(), "tiny.amat")
-        assert images.shape == (5, 784)
-    assert set(np.unique(images)) <= {0, 1}
+def amat_sha256(rows01: np.ndarray) -> str:
+    """SHA-256 of ``rows01 [n, 784]`` (0/1) written in the .amat text format of the real files:
+    each row as its 784 digits separated by single spaces, ending in a newline."""
+    rows01 = np.asarray(rows01, np.uint8)
+    text = np.full((rows01.shape[0], 2 * rows01.shape[1]), ord(" "), np.uint8)
+    text[:, 0::2] = rows01 + ord("0")
+    text[:, -1] = ord("\n")
+    return hashlib.sha256(text.tobytes()).hexdigest()
+
+
+def test_amat_sha256_is_the_file_format(tmp_path):
+    images = make_amat_dir(tmp_path, sizes=(5, 1, 1))["train"]
+    with open(tmp_path / "binarized_mnist_train.amat", "rb") as f:
+        assert amat_sha256(images) == hashlib.sha256(f.read()).hexdigest()
+
+
+def real_binarized_mnist_dir() -> str:
+    """The first of `REAL_DATA_DIRS` with a ``binarized_mnist/`` folder; skips when none has one."""
+    for directory in REAL_DATA_DIRS:
+        if os.path.isdir(os.path.join(directory, "binarized_mnist")):
+            return directory
+    pytest.skip(
+        "the real binarized MNIST is absent: no binarized_mnist/ folder in "
+        + " or ".join(REAL_DATA_DIRS)
+        + f" (set ${data.ENV_VAR} to the directory holding binarized_mnist/)"
+    )
+
+
+def test_real_binarized_mnist_matches_its_checksums():
+    """All three real splits, as the loader parses them, hash to the sums of the uncompressed files."""
+    directory = real_binarized_mnist_dir()
+    sums_path = os.path.join(directory, "binarized_mnist", "SHA256SUMS.amat")
+    with open(sums_path) as f:  # present wherever the data are: a missing file fails, it is no skip
+        sums = {name: digest for digest, name in (line.split() for line in f if line.strip())}
+    splits = load_dataset("binarized_mnist", data_dir=directory)
+    assert list(splits) == ["train", "valid", "test"]
+    for split, n in (("train", 50000), ("valid", 10000), ("test", 10000)):
+        s = splits[split]
+        assert s.labels is None
+        assert s.images.dtype == np.float32 and s.images.shape == (n, 28, 28, 1), split
+        rows = s.images.reshape(n, 784)
+        assert np.array_equal(rows, rows.astype(bool)), split  # values exactly 0 or 1
+        assert 0.12 < rows.mean() < 0.14, split  # ~13% of binarized MNIST pixels are on
+        assert amat_sha256(rows) == sums[f"binarized_mnist_{split}.amat"], split
 
 
 # ----------------------------------------------------------------------------- corrupt files

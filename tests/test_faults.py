@@ -3,6 +3,7 @@ a lock left by a killed run, a misspelt override, a workdir without a run; and T
 left as consistent as metrics.jsonl after a resume."""
 
 import collections
+import json
 import os
 import shutil
 import signal
@@ -126,3 +127,203 @@ def test_resume_leaves_tensorboard_without_repeated_epochs(tmp_path):
     os.remove(os.path.join(run_dir, "final_metrics.json"))
     run.train_and_evaluate(config, run_dir)
     assert summary_steps(run_dir) == steps  # each (tag, step) once, the same ones
+
+
+# A model whose checkpoints (about 1.6 MB of parameters and Adam moments) fill small disks fast.
+BIG = ["--config.model.encoder_hidden=(1000,)", "--config.model.decoder_hidden=(1000,)", "--config.num_epochs=4"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 300 KB at ``tmp_path/disk`` (root only), grown with `remount`."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"a full disk is made with a tmpfs mount, which needs root: {mounted.stderr.decode()[:200]}")
+
+    def resize(size):
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+    try:
+        yield disk, resize
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_full_disk_is_one_error_line_and_the_run_resumes_bit_identically(small_disk, tmp_path):
+    disk, resize = small_disk
+    run_dir = disk / "run"
+    # 300 KB: clearly too small for one checkpoint, refused before training.
+    refused = train_cli(run_dir, *BIG)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    [line] = error_lines(refused.stderr)
+    assert f"{run_dir} has 0." in line and "MB free, less than the" in line and "one checkpoint needs" in line
+    assert "epoch 1/4" not in refused.stderr
+    # 2.5 MB: the epoch-1 checkpoint fits, the epoch-2 one does not.
+    resize("2500k")
+    full = train_cli(run_dir, *BIG)
+    assert full.returncode == 2 and "Traceback" not in full.stderr and "Event loop is closed" not in full.stderr
+    [line] = error_lines(full.stderr)
+    assert line.startswith(f"error: could not write {run_dir}/checkpoints/92: no space left on the device. Free space")
+    assert "(details: " in line  # the traceback went to a log file
+    assert sorted(os.listdir(run_dir / "checkpoints"))[0] == "46"  # the last good checkpoint is intact
+    # Space is back: the same command resumes from step 46 and ends as an uninterrupted run.
+    resize("20m")
+    resumed = train_cli(run_dir, *BIG)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming from the checkpoint at step 46" in resumed.stderr
+    reference = train_cli(tmp_path / "reference", *BIG)
+    assert reference.returncode == 0
+    assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
+    with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
+        assert a.read() == b.read()
+
+
+def read_metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k != "examples_per_second"} for line in f]
+
+
+def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_resumes_bit_identically(tmp_path):
+    run_dir = tmp_path / "run"
+    epochs = ["--config.num_epochs=30"]
+    process = train_cli(run_dir, *epochs, wait=False)
+    wait_for_line(process, "epoch 2/30")
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output[-2000:]
+    assert "SIGTERM received: stopping after the epoch in progress" in output and "Traceback" not in output
+    [line] = error_lines(output)
+    stopped_after = int(line.split("after epoch ")[1].split(" ")[0])
+    step = int(line.split("checkpoint at step ")[1].split(" ")[0])
+    assert 2 < stopped_after < 30 and step == 46 * stopped_after  # digits: 46 steps per epoch
+    assert line.endswith("run the same command to resume.")
+    assert str(step) in os.listdir(run_dir / "checkpoints")
+    assert [r["epoch"] for r in read_metrics(run_dir) if r["split"] == "train"] == list(range(1, stopped_after + 1))
+    resumed = train_cli(run_dir, *epochs)
+    assert resumed.returncode == 0 and f"Resuming from the checkpoint at step {step}" in resumed.stderr
+    reference = train_cli(tmp_path / "reference", *epochs)
+    assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
+    with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
+        assert a.read() == b.read()
+
+
+SECOND_SIGNAL = """
+import os, signal, sys
+from vae_jax import preemption
+with preemption.handled():
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert preemption.requested() == "SIGTERM", preemption.requested()
+    print("first signal: stop requested", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("still running after the second signal", flush=True)
+"""
+
+
+def test_a_second_signal_ends_the_process_at_once():
+    result = subprocess.run(
+        [sys.executable, "-c", SECOND_SIGNAL], cwd=REPO, env=env(), capture_output=True, text=True, timeout=60
+    )
+    assert "first signal: stop requested" in result.stdout and "still running" not in result.stdout
+    assert result.returncode == -signal.SIGTERM
+
+
+def checkpoint_names(run_dir):
+    directory = os.path.join(run_dir, "checkpoints")
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def train_epochs(run_dir):
+    try:
+        return [r["epoch"] for r in read_metrics(run_dir) if r["split"] == "train"]
+    except OSError:
+        return []
+
+
+def test_sigkill_at_exact_points_then_rerun_matches_uninterrupted_run(tmp_path):
+    """Killed (SIGKILL, `vae_jax.faults`) mid-epoch, mid-checkpoint and between an epoch's log
+    and its checkpoint, each time with the state on disk asserted; the same command then ends
+    exactly as an uninterrupted run."""
+    flags = ["--config.num_epochs=6", "--config.checkpoint_every_epochs=2", "--config.fused_epoch=False"]
+    run_dir = tmp_path / "run"
+
+    def killed_at(point):
+        env_with_kill = {**env(), "VAE_JAX_KILL_AT": point}
+        command = [sys.executable, "-m", "experiments.train", f"--workdir={run_dir}", *TINY, *flags]
+        result = subprocess.run(command, cwd=REPO, env=env_with_kill, capture_output=True, text=True, timeout=240)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+
+    # 1. Mid-epoch: step 100 is in epoch 3 (46 steps an epoch); the last checkpoint is epoch 2's.
+    killed_at("step_done:100")
+    assert checkpoint_names(run_dir) == ["92"] and train_epochs(run_dir) == [1, 2]
+    # 2. Mid-checkpoint: the resumed run's first save (epoch 4, step 184) has begun, not committed.
+    killed_at("checkpoint_started:1")
+    assert [n for n in checkpoint_names(run_dir) if n.isdigit()] == ["92"]
+    assert any(n.startswith("184.orbax-checkpoint-tmp") for n in checkpoint_names(run_dir))
+    assert train_epochs(run_dir) == [1, 2, 3, 4]
+    # 3. Between log and checkpoint: epoch 4 is logged again, its checkpoint again not written.
+    killed_at("epoch_logged:2")
+    assert [n for n in checkpoint_names(run_dir) if n.isdigit()] == ["92"]
+    assert train_epochs(run_dir) == [1, 2, 3, 4]
+    # 4. The same command finishes the run: as an uninterrupted one, each epoch logged once.
+    assert train_cli(run_dir, *flags).returncode == 0
+    reference = train_cli(tmp_path / "reference", *flags)
+    assert reference.returncode == 0
+    assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
+    assert [n for n in checkpoint_names(run_dir) if not n.isdigit()] == []  # the interrupted save: cleaned up
+    with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
+        assert a.read() == b.read()
+    assert set(summary_steps(str(run_dir)).values()) == {1}  # TensorBoard: each (tag, step) once
+
+
+SWEEP_FILE = """from configs import vae
+from vae_jax import sweep_spec
+
+
+def get_config():
+    return vae.get_config()
+
+
+def get_sweep():
+    return sweep_spec.values("beta", [0.5, 2.0])
+"""
+
+
+def test_sweep_killed_mid_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):
+    """A vmapped sweep SIGKILLed while writing its first member's epoch-2 checkpoint (the second
+    member is still at epoch 1): the same command ends exactly as the uninterrupted sweep."""
+    sweep_file = tmp_path / "two_betas.py"
+    sweep_file.write_text(SWEEP_FILE)
+
+    def sweep_cli(directory, **extra_env):
+        command = [
+            sys.executable,
+            "-m",
+            "experiments.sweep",
+            f"--workdir={directory}",
+            f"--config={sweep_file}",
+            *TINY[1:],
+            "--config.num_epochs=3",
+            "--execution=vmap",
+        ]
+        return subprocess.run(
+            command, cwd=REPO, env={**env(), **extra_env}, capture_output=True, text=True, timeout=240
+        )
+
+    killed = sweep_cli(tmp_path / "sweep", VAE_JAX_KILL_AT="checkpoint_started:3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    first, second = tmp_path / "sweep" / "beta=0.5", tmp_path / "sweep" / "beta=2.0"
+    assert [n for n in checkpoint_names(first) if n.isdigit()] == ["46"] and any(
+        n.startswith("92.orbax-checkpoint-tmp") for n in checkpoint_names(first)
+    )
+    assert checkpoint_names(second) == ["46"]
+    assert train_epochs(first) == [1, 2] and train_epochs(second) == [1]  # killed before the second's epoch 2 log
+    resumed = sweep_cli(tmp_path / "sweep")
+    assert resumed.returncode == 0 and "Resuming from the checkpoint at step 46" in resumed.stderr
+    assert sweep_cli(tmp_path / "whole").returncode == 0
+    for name in ("beta=0.5", "beta=2.0"):
+        assert read_metrics(tmp_path / "sweep" / name) == read_metrics(tmp_path / "whole" / name)
+        with open(tmp_path / "sweep" / name / "final_metrics.json") as a:
+            with open(tmp_path / "whole" / name / "final_metrics.json") as b:
+                assert a.read() == b.read()

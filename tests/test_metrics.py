@@ -200,6 +200,45 @@ class TestVAELogLikelihood:
         assert metrics._importance_sampled_chunk._cache_size() == cache_size
         assert not np.allclose(again["per_example"], result["per_example"])
 
+    @pytest.mark.parametrize("kind", ["scalar", "per_pixel"])
+    def test_learned_decoder_variance_is_the_one_used(self, kind):
+        """With a learned variance, log p(x|z) is N(x; f(z), exp(decoder_log_variance)), not N(f(z), c)."""
+        shape = (3, 3, 1)
+        model = models.VAE((8,), (8,), 2, shape, decoder_variance=kind)
+        x = np.random.default_rng(0).uniform(size=(9, *shape)).astype(np.float32)
+        params = jax.jit(model.init)(jax.random.key(1), x, jax.random.key(2))
+        # c is not the learned variance: were c used, the estimates below would not match.
+        config = ml_collections.ConfigDict({"likelihood": "gaussian", "c": 0.05})
+
+        def encode(params, x):
+            return model.apply(params, x, method=model.encode)
+
+        def exact_log_likelihood(params, variance, x, z):  # log N(x; f(z), diag(variance)), written out
+            mean = model.apply(params, z, method=model.decode).reshape(len(z), -1)
+            x = x.reshape(len(x), -1)
+            return -0.5 * jnp.sum(jnp.square(x - mean) / variance + jnp.log(2 * jnp.pi * variance), axis=-1)
+
+        hand_set = 0.3 if kind == "scalar" else np.random.default_rng(1).uniform(0.1, 0.6, size=shape)
+        estimates = []
+        for variance in (np.float32(hand_set), np.float32(2 * hand_set)):
+            p = {"params": dict(params["params"], decoder_log_variance=jnp.log(variance))}
+            result = metrics.vae_log_likelihood(
+                model, p, config, x, jax.random.key(3), num_samples=10, sample_chunk=10, data_chunk=9
+            )["per_example"]
+            expected = metrics.importance_sampled_log_likelihood(
+                Partial(encode, p),
+                Partial(exact_log_likelihood, p, jnp.asarray(variance).reshape(-1)),
+                x,
+                jax.random.key(3),
+                num_samples=10,
+                sample_chunk=10,
+                data_chunk=9,
+            )["per_example"]
+            np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-4)
+            estimates.append(result)
+        # The variance parameter moves the estimate (by nats per image).
+        assert np.abs(estimates[1] - estimates[0]).min() > 0.1
+
 
 # ----------------------------------------------------------------------------- active units
 

@@ -41,12 +41,28 @@ class TestVAE:
         np.testing.assert_array_equal(same[0], same[1])
         assert not np.allclose(same[0], other)
 
-    def test_generate_and_sigmoid_outputs(self, x):
-        model = models.VAE((32,), (16, 32), 4, IMAGE)
-        params = model.init(jax.random.key(0), x, jax.random.key(0))
-        samples = model.apply(params, jax.random.key(2), 6, method=model.generate)
+    @pytest.mark.parametrize("prior", ["standard_normal", "mixture"])
+    def test_generate_decodes_prior_samples(self, x, prior):
+        model = models.VAE((32,), (16, 32), 4, IMAGE, prior=prior, prior_components=3)
+        params = jax.jit(model.init)(jax.random.key(0), x, jax.random.key(0))  # one compilation, not many ops
+        generate = jax.jit(lambda key: model.apply(params, key, 6, method=model.generate))
+        key = jax.random.key(2)
+        samples = generate(key)
         assert samples.shape == (6, *IMAGE)
-        assert float(samples.min()) >= 0 and float(samples.max()) <= 1
+        assert float(samples.min()) >= 0 and float(samples.max()) <= 1  # sigmoid means
+        # The same key: the decodings of exactly the prior draws `sample_prior` makes.
+        z = jax.jit(lambda key: model.apply(params, key, 6, method=model.sample_prior))(key)
+        assert z.shape == (6, 4)
+        decoded = jax.jit(lambda z: model.apply(params, z, method=model.decode))(z)
+        np.testing.assert_allclose(samples, decoded, rtol=1e-6, atol=1e-6)
+        # Other keys give other latents, and so other images, one per latent.
+        assert not np.allclose(samples, generate(jax.random.key(3)), atol=1e-3)
+        assert not np.allclose(samples[0], samples[1], atol=1e-3)
+        if prior == "standard_normal":  # and the draws are N(0, I)
+            z = np.asarray(model.apply(params, jax.random.key(4), 4000, method=model.sample_prior))
+            assert np.abs(z.mean(axis=0)).max() < 0.1  # standard error 1/sqrt(4000) = 0.016
+            np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.06)
+            assert np.abs(np.corrcoef(z.T) - np.eye(4)).max() < 0.1
 
 
 class TestAutoencoder:

@@ -95,7 +95,9 @@ def test_mixture_prior_samples_come_from_its_components():
 
 def test_a_one_component_standard_mixture_gives_the_standard_normal_results(tiny_config):
     """A mixture whose only component is N(0, I) is the N(0, I) prior: the ELBO's sampled KL
-    averages to the closed form, and the importance-sampled likelihood is the same."""
+    averages to the closed form, and the importance-sampled likelihood is the same. (That the
+    likelihood uses the prior at all, i.e. follows a mixture away from N(0, I), is checked against
+    exact values in test_exact_likelihood.py.)"""
     config = tiny_config("vae_binarized_mnist")
     standard, mixture = small_vae(), small_vae("mixture", components=1)
     params = init(standard)

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from experiments import common
 from vae_jax import checkpoints, data, objectives, run, selection, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -60,24 +59,36 @@ class TestBestEpoch:
         assert selection.BestEpoch.from_log(str(tmp_path / "none.jsonl"), 20, 0).epoch == 0
 
 
-def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path):
+def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path, monkeypatch):
     config = tiny_config("vae_binarized_mnist")
     config.model_selection = "valid"
     config.num_epochs = 4
-    config.optimizer.learning_rate = 3e-2  # noisy, so the last epoch is not always the best
+    # Validation "gets worse" after epoch 2: the selected state is epoch 2's, not the last one.
+    criteria = iter([3.0, 1.0, 2.0, 2.5])
+    monkeypatch.setattr(selection, "criterion", lambda metrics: next(criteria))
     workdir = str(tmp_path / "run")
     final = run.train_and_evaluate(config, workdir)
+    assert next(criteria, None) is None  # one criterion per validation epoch
     valid = read_metrics(workdir, "valid")
     assert [r["epoch"] for r in valid] == [1, 2, 3, 4]
-    best = min(valid, key=lambda r: r["neg_elbo"])
-    assert best_checkpoint_step(workdir) == best["step"]
+    assert best_checkpoint_step(workdir) == valid[1]["step"]
     assert read_metrics(workdir, "test") == []  # the test split is evaluated once, at the end
-    fns, _, params, _ = common.train_and_restore(config, workdir)  # the finished run, restored
-    on_test = train.make_evaluate(fns, config.eval_batch_size)(
-        params, load_split(config, "test"), train.run_keys(config.seed)["eval"], objectives.hyper(config)
-    )
+    resolved, fns, model, params = run.restore(workdir)  # the finished run's selected state: epoch 2's
+    evaluate = train.make_evaluate(fns, config.eval_batch_size)
+    test_images, keys = load_split(config, "test"), train.run_keys(config.seed)
+    on_test = evaluate(params, test_images, keys["eval"], objectives.hyper(config))
     for name, value in final.items():
         assert value == pytest.approx(on_test[name], rel=1e-5), name
+    # The last epoch's state (the latest regular checkpoint) has other test metrics.
+    template = train.create_train_state(model, (28, 28, 1), resolved, 1, keys["init"], 0)
+    manager = checkpoints.open_manager(workdir)
+    try:
+        assert manager.latest_step() == valid[-1]["step"]
+        last = checkpoints.restore_latest(manager, template)
+    finally:
+        manager.close()
+    on_test_last = evaluate(last.params, test_images, keys["eval"], objectives.hyper(config))
+    assert final["neg_elbo"] != pytest.approx(on_test_last["neg_elbo"], rel=1e-4)
 
 
 def test_early_stopping_stops_and_stays_stopped(tiny_config, tmp_path, monkeypatch):

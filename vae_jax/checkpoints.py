@@ -20,8 +20,10 @@ them: each replicated array is written once); process 0 alone moves damaged step
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vae_jax import errors, faults
 from vae_jax.errors import CheckpointError
 
 # Key of the tree digest in orbax's per-step custom metadata, and the file orbax keeps it in.
@@ -39,9 +42,22 @@ _STEP_METADATA_FILE = "_CHECKPOINT_METADATA"
 MIN_TO_KEEP = 2
 
 
+# While a save runs: orbax's warnings and errors, kept back from the console (a failed write
+# of a full disk logs a traceback from each of its threads) and attached to the error raised.
+_held_back: list | None = None
+
+
 def _drop_orbax_info(record) -> bool:
-    """Logging filter: orbax's INFO chatter (a dozen lines a save) is left out; warnings stay."""
-    return not (record.levelno <= 20 and f"{os.sep}orbax{os.sep}" in record.pathname)
+    """Logging filter: orbax's INFO chatter (a dozen lines a save) is left out; its warnings
+    and errors during a save are held back for the error they lead to (`save`)."""
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+        return True
+    if record.levelno <= 20:
+        return False
+    if _held_back is not None:
+        _held_back.append(record)
+        return False
+    return True
 
 
 def open_manager(workdir: str, *, max_to_keep: int = MIN_TO_KEEP, name: str = "checkpoints") -> ocp.CheckpointManager:
@@ -74,9 +90,45 @@ def tree_digest(tree: Any) -> str:
 
 
 def save(manager: ocp.CheckpointManager, step: int, tree: Any) -> None:
-    """Saves ``tree`` (with its digest) as ``step`` and waits until it is on disk."""
-    manager.save(step, args=ocp.args.StandardSave(tree), force=True, custom_metadata={_DIGEST_KEY: tree_digest(tree)})
-    manager.wait_until_finished()
+    """Saves ``tree`` (with its digest) as ``step`` and waits until it is on disk.
+
+    Orbax writes the step aside and renames it when complete, so a failed write (a full disk,
+    a quota, a read-only filesystem) leaves the earlier steps intact: it raises
+    `errors.WriteError` naming the step's directory, with orbax's own log records and
+    traceback attached as notes (for a log file, not the console)."""
+    global _held_back
+    _held_back = []
+    # Tensorstore prints the errors of its callbacks into orbax's closed event loop on
+    # `sys.stderr` (a failed write: one traceback per array, some of them after the save has
+    # given up): held back as well, and after a failed write for good (the process is about to
+    # stop with one error line; `sys.__stderr__` is still the console).
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    failed = False
+    try:
+        manager.save(
+            step, args=ocp.args.StandardSave(tree), force=True, custom_metadata={_DIGEST_KEY: tree_digest(tree)}
+        )
+        faults.point("checkpoint_started")
+        manager.wait_until_finished()
+    except Exception as error:
+        if not errors.is_write_failure(error):
+            raise
+        failed = True
+        try:  # let the interrupted save's threads end while their output is held back
+            manager.close()
+        except Exception:  # noqa: BLE001  (they fail as the save did)
+            pass
+        failure = errors.write_error(_step_dir(manager, step), error)
+        for record in _held_back:
+            failure.add_note(f"orbax: {record.getMessage()}")
+        failure.add_note(f"stderr during the save:\n{sys.stderr.getvalue()}")
+        raise failure from error
+    finally:
+        held_back, _held_back = _held_back, None
+        if not failed:
+            sys.stderr = stderr
+    for record in held_back:  # a save that succeeded: its warnings are shown after all
+        logging.get_absl_logger().handle(record)
 
 
 def _step_dir(manager: ocp.CheckpointManager, step: int) -> str:

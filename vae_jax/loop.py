@@ -28,9 +28,11 @@ How the members' epochs run (`EXECUTIONS`, chosen by `choose_execution`):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
+import shutil
 import time
 from typing import Any, Sequence
 
@@ -40,9 +42,9 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from vae_jax import checkpoints, model_figures, objectives, parallel, selection, train
+from vae_jax import checkpoints, faults, model_figures, objectives, parallel, preemption, selection, train
 from vae_jax import workdir as workdir_lib
-from vae_jax.errors import NonFiniteError
+from vae_jax.errors import Interrupted, NonFiniteError, WriteError
 
 EXECUTIONS = ("auto", "vmap", "in_turn")
 # On a CPU, members with more parameters than this run in turn: a vmapped program of
@@ -201,13 +203,27 @@ def initial_states(configs: Sequence, image_shape, total_steps: int, steps_per_e
     return states
 
 
+def _check_space(trainings: list[_Training]) -> None:
+    """Refuses to start when the workdir's filesystem clearly cannot hold one checkpoint of
+    each member (its parameters and optimiser state, uncompressed)."""
+    needed = sum(leaf.nbytes for t in trainings for leaf in jax.tree.leaves(t.state))
+    free = shutil.disk_usage(trainings[0].member.workdir).free
+    if free < needed:
+        raise WriteError(
+            f"{trainings[0].member.workdir} has {free / 1e6:.1f} MB free, less than the {needed / 1e6:.1f} MB that "
+            f"one checkpoint{' of each member' if len(trainings) > 1 else ''} needs: free space on that filesystem "
+            "or use another --workdir."
+        )
+
+
 def finish(config, fns, params, splits, workdir: str, eval_key: jax.Array, mesh: Mesh, log) -> dict[str, float]:
     """The final test metrics of ``params`` (written to ``final_metrics.json``) and the
     figures, by process 0. Returns the metrics."""
     evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
     test_metrics = evaluate(params, splits["test"].images, parallel.replicate(eval_key, mesh), objectives.hyper(config))
     if log.active:  # process 0 alone: on host copies of the parameters
-        model_figures.save_figures(config, fns, parallel.to_host(params), splits, workdir, eval_key)
+        with workdir_lib.writing(os.path.join(workdir, "*.png")):
+            model_figures.save_figures(config, fns, parallel.to_host(params), splits, workdir, eval_key)
         workdir_lib.write_json(os.path.join(workdir, workdir_lib.FINAL_METRICS), test_metrics)
     return test_metrics
 
@@ -285,65 +301,75 @@ def train_members(
             ", ".join(m.name for m in members),
         )
 
-    step = _restore(trainings, steps_per_epoch, select)
-    for t in trainings:
-        if t.step:
-            logging.info(
-                "%sResuming from the checkpoint at step %d in %s.",
-                f"{t.member.name}: " if several else "",
-                t.step,
-                t.manager.directory,
-            )
-        t.log.truncate(t.step)
-        # Steps after the resumed one (a member that was ahead of the others) belong to epochs that
-        # will be trained again, identically.
-        for manager in (t.manager, t.best_manager) if select else (t.manager,):
-            for stale in [s for s in manager.all_steps() if s > t.step]:
-                manager.delete(stale)
-        t.skipped_before = int(t.state.opt_state.total_notfinite)
-    finals = [workdir_lib.read_final_metrics(t.member.workdir) for t in trainings]
-    complete = all(t.stopped or t.step >= total_steps for t in trainings) and None not in finals
-    if complete:
-        logging.info("%s complete and evaluated; nothing to do.", "Every member's run is" if several else "The run is")
-    else:
-        _train_epochs(
-            trainings,
-            fns,
-            config,
-            train_images,
-            num_train,
-            splits[eval_split].images,
-            eval_split,
-            step,
-            total_steps,
-            mesh,
-            execution,
-            select,
-        )
-
-    results = []
-    for t, final in zip(trainings, finals):
-        t.manager.close()
-        params = t.state.params
-        if select:
-            selected = checkpoints.restore_latest(t.best_manager, t.state)
-            t.best_manager.close()
-            if selected is None:
-                logging.warning("No validation epoch had a finite criterion; using the last epoch's parameters.")
-            else:
+    try:
+        _check_space(trainings)
+        step = _restore(trainings, steps_per_epoch, select)
+        for t in trainings:
+            if t.step:
                 logging.info(
-                    "%sSelected the state of epoch %d (validation criterion %.4f).",
+                    "%sResuming from the checkpoint at step %d in %s.",
                     f"{t.member.name}: " if several else "",
-                    t.best.epoch,
-                    t.best.value,
+                    t.step,
+                    t.manager.directory,
                 )
-                params = selected.params
-        if not complete:
-            final = finish(t.member.config, fns, params, splits, t.member.workdir, t.keys["eval"], mesh, t.log)
-        t.log.close()
-        trained = t.step // steps_per_epoch
-        results.append(Result(final, t.best.epoch if select and t.best.epoch else trained, trained))
-    return results
+            t.log.truncate(t.step)
+            # Steps after the resumed one (a member that was ahead of the others) belong to epochs that
+            # will be trained again, identically.
+            for manager in (t.manager, t.best_manager) if select else (t.manager,):
+                for stale in [s for s in manager.all_steps() if s > t.step]:
+                    manager.delete(stale)
+            t.skipped_before = int(t.state.opt_state.total_notfinite)
+        finals = [workdir_lib.read_final_metrics(t.member.workdir) for t in trainings]
+        complete = all(t.stopped or t.step >= total_steps for t in trainings) and None not in finals
+        if complete:
+            logging.info(
+                "%s complete and evaluated; nothing to do.", "Every member's run is" if several else "The run is"
+            )
+        else:
+            with preemption.handled():
+                _train_epochs(
+                    trainings,
+                    fns,
+                    config,
+                    train_images,
+                    num_train,
+                    splits[eval_split].images,
+                    eval_split,
+                    step,
+                    total_steps,
+                    mesh,
+                    execution,
+                    select,
+                )
+
+        results = []
+        for t, final in zip(trainings, finals):
+            t.manager.close()
+            params = t.state.params
+            if select:
+                selected = checkpoints.restore_latest(t.best_manager, t.state)
+                t.best_manager.close()
+                if selected is None:
+                    logging.warning("No validation epoch had a finite criterion; using the last epoch's parameters.")
+                else:
+                    logging.info(
+                        "%sSelected the state of epoch %d (validation criterion %.4f).",
+                        f"{t.member.name}: " if several else "",
+                        t.best.epoch,
+                        t.best.value,
+                    )
+                    params = selected.params
+            if not complete:
+                final = finish(t.member.config, fns, params, splits, t.member.workdir, t.keys["eval"], mesh, t.log)
+            t.log.close()
+            trained = t.step // steps_per_epoch
+            results.append(Result(final, t.best.epoch if select and t.best.epoch else trained, trained))
+        return results
+    except BaseException:  # a failed write or a stop: what was logged reaches the disk
+        for t in trainings:
+            with contextlib.suppress(Exception):
+                t.log.close()
+        raise
 
 
 class MembersEpoch:
@@ -451,6 +477,7 @@ def _train_epochs(
         train_metrics = [m for m in all_metrics if m is not None]
         seconds = time.perf_counter() - epoch_start
         member_rate = steps_per_epoch * config.batch_size / seconds
+        interrupted = parallel.any_process(preemption.requested() is not None)  # every process stops together
         rows = []
         for t, member_train in zip(active, train_metrics):
             step = t.step
@@ -458,10 +485,12 @@ def _train_epochs(
             t.log.write(step, "train", member_train, epoch=epoch + 1, examples_per_second=member_rate, **extra)
             eval_metrics = evaluate(t.state.params, eval_images, t.keys["eval"], t.hyper)
             t.log.write(step, eval_split, eval_metrics, epoch=epoch + 1)
+            faults.point("epoch_logged")
             if select and t.best.update(epoch + 1, eval_metrics):
                 checkpoints.save(t.best_manager, step, t.state)
             stopping = select and t.best.should_stop(epoch + 1)
-            if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.num_epochs or stopping:
+            last = epoch + 1 == config.num_epochs
+            if (epoch + 1) % config.checkpoint_every_epochs == 0 or last or stopping or interrupted:
                 checkpoints.save(t.manager, step, t.state)
             rows.append((member_train, eval_metrics))
         done = epoch + 1 - start_epoch
@@ -480,3 +509,10 @@ def _train_epochs(
                 len(active),
             ),
         )
+        if interrupted:
+            where = trainings[0].member.workdir if not several else os.path.dirname(trainings[0].member.workdir)
+            raise Interrupted(
+                f"stopped by {preemption.requested() or 'a signal to another process'} after epoch {epoch + 1} of "
+                f"{config.num_epochs}, with a checkpoint at step {active[0].step} in {where}: run the same command "
+                "to resume."
+            )

@@ -161,3 +161,12 @@ def broadcast_ok(ok: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
+
+
+def any_process(flag: bool) -> bool:
+    """Whether ``flag`` is true on any process (alone: ``flag`` itself)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))

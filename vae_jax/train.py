@@ -34,7 +34,7 @@ import optax
 from flax.training import train_state
 from jax.sharding import Mesh
 
-from vae_jax import chunks, models, objectives, parallel
+from vae_jax import chunks, faults, models, objectives, parallel
 
 # Steps a run may skip in a row before optax stops protecting the parameters; 'skip' means
 # skip always, so this is effectively unbounded.
@@ -218,6 +218,7 @@ def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
         for indices in order:
             state, metrics = jitted_step(state, images, indices, train_key)
             totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+            faults.point("step_done")
         return state, jax.tree.map(lambda total: total / len(order), totals)
 
     return stepwise_epoch

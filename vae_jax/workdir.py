@@ -28,7 +28,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from vae_jax import config as config_lib
-from vae_jax import parallel
+from vae_jax import errors, parallel
 from vae_jax.errors import ConfigError
 
 # Values that may change between a run and its resumption (they change no result so far).
@@ -60,11 +60,24 @@ EVENTS_PREFIX = "events.out.tfevents"
 FINAL_METRICS = "final_metrics.json"
 
 
+@contextlib.contextmanager
+def writing(path: str):
+    """Turns a failed write inside the block (no space, quota, read-only, permission) into
+    one `errors.WriteError` that names ``path``, the cause and the fix."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in errors.WRITE_ERRNOS or isinstance(error, errors.WriteError):
+            raise
+        raise errors.write_error(path, error) from error
+
+
 def write_json(path: str, value) -> None:
     """Writes ``value`` as indented JSON to ``path``, atomically."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    with writing(path):
+        with open(path + ".tmp", "w") as f:
+            json.dump(value, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
 
 
 def read_final_metrics(workdir: str) -> dict[str, float] | None:
@@ -170,9 +183,10 @@ def commit(workdir: str, config, set_aside: bool) -> None:
                 return
     except OSError:
         pass
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    with writing(path):
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
 
 
 def prepare(workdir: str, config) -> None:
@@ -223,8 +237,9 @@ class MetricsLog:
         if not self.active:
             return
         values = [Summary.Value(tag=f"{split}/{name}", simple_value=float(value)) for name, value in metrics.items()]
-        self.writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
-        with open(self.path, "a") as f:
+        with writing(os.path.join(self.workdir, EVENTS_PREFIX + ".*")):
+            self.writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
+        with writing(self.path), open(self.path, "a") as f:  # a partial last line is dropped on resume
             f.write(json.dumps({"step": step, "split": split, **extra, **metrics}) + "\n")
 
     def truncate(self, step: int) -> None:
@@ -275,7 +290,8 @@ class MetricsLog:
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.close()  # flushes
+            with writing(os.path.join(self.workdir, EVENTS_PREFIX + ".*")):
+                self._writer.close()  # flushes
 
 
 LOCK_NAME = ".lock"
@@ -286,18 +302,11 @@ def _holder_text() -> str:
     return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
-@contextlib.contextmanager
-def locked(workdir: str):
-    """Holds ``workdir``'s run lock (``workdir/.lock``, `fcntl.flock`) for the ``with`` block:
-    one run per workdir. A second process is refused at once with a `ConfigError` naming the
-    process and host that hold it; the OS releases the lock when its holder exits or dies, so a
-    lock left by a killed run never blocks. Re-entrant within a process (a sweep holds its
-    members' workdirs while a member's run takes its own). In a multi-process run, process 0
-    takes it and tells the others whether it could (`parallel.broadcast_ok`)."""
-    path = os.path.realpath(os.path.join(workdir, LOCK_NAME))
-    error = None
-    if parallel.is_primary() and path not in _held_locks:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+def _take(path: str):
+    """The lock file at ``path``, opened and flock-ed by this process, or the holder's record
+    (a dict) when another process holds it. A lock file that another run unlinked while we
+    waited for it is not ours: then the new one is taken."""
+    while True:
         handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -308,17 +317,46 @@ def locked(workdir: str):
             except ValueError:
                 holder = {}
             handle.close()
+            return holder
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
+@contextlib.contextmanager
+def locked(workdir: str):
+    """Holds ``workdir``'s run lock (``workdir/.lock``, `fcntl.flock`) for the ``with`` block:
+    one run per workdir. A second process is refused at once with a `ConfigError` naming the
+    process and host that hold it; the OS releases the lock when its holder exits or dies, so a
+    lock left by a killed run never blocks (its file stays; a run that ends removes it).
+    Re-entrant within a process (a sweep holds its members' workdirs while a member's run
+    takes its own). In a multi-process run, process 0 takes it and tells the others whether
+    it could (`parallel.broadcast_ok`)."""
+    path = os.path.realpath(os.path.join(workdir, LOCK_NAME))
+    error = None
+    if parallel.is_primary() and path not in _held_locks:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            taken = _take(path)
+        except OSError as failure:
+            raise ConfigError(
+                f"--workdir={workdir!r} is not writable ({failure.strerror}): choose a directory you can write to."
+            ) from None
+        if isinstance(taken, dict):
             error = (
-                f"--workdir={workdir!r} is in use by another run: process {holder.get('pid', '?')} on host "
-                f"{holder.get('host', '?')} (started {holder.get('started', '?')}) holds {path}. Wait for it to "
+                f"--workdir={workdir!r} is in use by another run: process {taken.get('pid', '?')} on host "
+                f"{taken.get('host', '?')} (started {taken.get('started', '?')}) holds {path}. Wait for it to "
                 "finish or stop it, or use another --workdir."
             )
         else:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(_holder_text())
-            handle.flush()
-            _held_locks[path] = [handle, 0]
+            taken.seek(0)
+            taken.truncate()
+            taken.write(_holder_text())
+            taken.flush()
+            _held_locks[path] = [taken, 0]
     if not parallel.broadcast_ok(error is None):
         raise ConfigError(
             error
@@ -334,5 +372,7 @@ def locked(workdir: str):
             _held_locks[path][1] -= 1
             if _held_locks[path][1] == 0:
                 handle = _held_locks.pop(path)[0]
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # before unlocking: a waiting process then takes a new file
                 fcntl.flock(handle, fcntl.LOCK_UN)
                 handle.close()
