@@ -20,6 +20,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from vae_jax import config as config_lib
+from vae_jax import parallel
 from vae_jax.errors import USER_ERRORS, ConfigError, WriteError
 
 
@@ -113,3 +114,26 @@ def run(main, log_dir=lambda: None) -> None:
             return main(argv)
 
     app.run(guarded, flags_parser=parse_flags)
+
+
+def define_process_flags() -> None:
+    """``--coordinator_address``, ``--num_processes`` and ``--process_id`` of a multi-process
+    run or sweep (`vae_jax.parallel.initialize`; detected under SLURM / Open MPI)."""
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        "Multi-process runs: HOST:PORT of process 0, where it serves "
+        "jax.distributed's coordinator (the same in every process). Detected under SLURM / Open MPI.",
+    )
+    flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes take part.")
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        "Multi-process runs: this process's index, 0 .. num_processes - 1 (0 writes the logs, figures, results).",
+    )
+
+
+def initialize_processes() -> None:
+    """Starts jax.distributed from the flags of `define_process_flags` (first of all)."""
+    FLAGS = flags.FLAGS
+    parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)

@@ -28,18 +28,14 @@ flags.DEFINE_enum(
     "program), in_turn (one after another, each with a run's own program), or auto (vmap on an "
     "accelerator or for small models; see vae_jax.loop.choose_execution).",
 )
-flags.DEFINE_string(
-    "coordinator_address", None, "Multi-process sweeps: HOST:PORT of process 0 (as in experiments.train)."
-)
-flags.DEFINE_integer("num_processes", None, "Multi-process sweeps: how many processes take part.")
-flags.DEFINE_integer("process_id", None, "Multi-process sweeps: this process's index (0 writes the results).")
+cli.define_process_flags()
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     with cli.exit_on_user_errors(FLAGS.workdir):
-        parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+        cli.initialize_processes()
         config = cli.config_from_flag()
         members = sweep.load_sweep_file(config_flags.get_config_filename(FLAGS["config"]))
         logging.info("Base config:\n%s", config)

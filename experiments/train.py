@@ -18,24 +18,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
-from vae_jax import parallel, run, validation
+from vae_jax import run, validation
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures (resumes if it holds a run).")
 flags.mark_flags_as_required(["config", "workdir"])
-flags.DEFINE_string(
-    "coordinator_address",
-    None,
-    "Multi-process runs: HOST:PORT of process 0, where it serves "
-    "jax.distributed's coordinator (the same in every process). Detected under SLURM / Open MPI.",
-)
-flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes take part.")
-flags.DEFINE_integer(
-    "process_id",
-    None,
-    "Multi-process runs: this process's index, 0 .. num_processes - 1 (0 writes the logs, figures and config.json).",
-)
+cli.define_process_flags()
 
 
 def main(argv):
@@ -43,7 +32,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     with cli.exit_on_user_errors(FLAGS.workdir):
         # First of all: jax.distributed must start before anything uses a device.
-        parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+        cli.initialize_processes()
         config = cli.config_from_flag()
         validation.validate_config(config)  # before the config is logged: a bad value gives one line
         logging.info("Config:\n%s", config)
