@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from jax.tree_util import Partial
 from matplotlib.figure import Figure
 

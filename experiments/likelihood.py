@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 from jax.tree_util import Partial
 
 from configs import vae_binarized_mnist

@@ -6,7 +6,6 @@ lecture) and draws the points, the principal axis and the projections. Runs in s
 """
 
 import numpy as np
-from absl import app
 from matplotlib.figure import Figure
 
 from experiments import cli, common

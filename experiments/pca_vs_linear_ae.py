@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 import scipy.linalg
-from absl import app, flags
+from absl import flags
 from matplotlib.figure import Figure
 
 from configs import linear_ae

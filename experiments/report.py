@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 
 from experiments import cli, common
 

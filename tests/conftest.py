@@ -8,6 +8,18 @@ import numpy as np
 import pytest
 
 CONFIGS = ("vae", "ae", "linear_ae", "pca", "vae_binarized_mnist")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# `load_config("vae")` on the command line of experiments.train / experiments.sweep.
+TINY_CLI_FLAGS = [
+    "--config=configs/vae.py",
+    "--config.data.name=digits",
+    "--config.model.encoder_hidden=(32,)",
+    "--config.model.decoder_hidden=(32,)",
+    "--config.model.latents=2",
+    "--config.batch_size=32",
+    "--config.eval_batch_size=128",
+    "--config.num_figure_examples=4",
+]
 
 
 def load_config(name: str):

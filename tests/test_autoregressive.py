@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import models, objectives, run, train
+from vae_jax import models, objectives, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

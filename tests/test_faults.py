@@ -13,22 +13,12 @@ import time
 
 import pytest
 
-from conftest import load_config
+from conftest import REPO, TINY_CLI_FLAGS, load_config
 from vae_jax import run, workdir
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    "--config=configs/vae.py",
-    "--config.data.name=digits",
-    "--config.model.encoder_hidden=(32,)",
-    "--config.model.decoder_hidden=(32,)",
-    "--config.model.latents=2",
-    "--config.batch_size=32",
-    "--config.eval_batch_size=128",
-    "--config.num_figure_examples=4",
-]
+TINY = TINY_CLI_FLAGS
 
 
 def env():
@@ -203,7 +193,7 @@ def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_resumes_bit_identic
     assert [r["epoch"] for r in read_metrics(run_dir) if r["split"] == "train"] == list(range(1, stopped_after + 1))
     resumed = train_cli(run_dir, *epochs)
     assert resumed.returncode == 0 and f"Resuming from the checkpoint at step {step}" in resumed.stderr
-    reference = train_cli(tmp_path / "reference", *epochs)
+    train_cli(tmp_path / "reference", *epochs)
     assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
     with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
         assert a.read() == b.read()

@@ -18,25 +18,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import load_config
-from vae_jax import parallel, run, train, validation
+from conftest import REPO, TINY_CLI_FLAGS, load_config
+from vae_jax import parallel, run, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 1500 // 32  # digits: 1500 training images, batch 32
 EPOCHS = 2
 # `reference_config()` on the command line (plus --config.num_epochs).
-CLI_FLAGS = [
-    "--config=configs/vae.py",
-    "--config.data.name=digits",
-    "--config.model.encoder_hidden=(32,)",
-    "--config.model.decoder_hidden=(32,)",
-    "--config.model.latents=2",
-    "--config.batch_size=32",
-    "--config.eval_batch_size=128",
-    "--config.num_figure_examples=4",
-]
+CLI_FLAGS = TINY_CLI_FLAGS
 RTOL = 1e-5
 TIMEOUT = 240  # seconds a launch may take before its processes are killed
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import losses, metrics, models, objectives, run, train, validation
+from vae_jax import losses, metrics, models, objectives, run, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -18,8 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import load_config, write_tiny_binarized_mnist
-from vae_jax import checkpoints, data, errors, run, train, validation
+from conftest import REPO, TINY_CLI_FLAGS, load_config, write_tiny_binarized_mnist
+from vae_jax import checkpoints, data, errors, run, validation
 from vae_jax import workdir as workdir_lib
 
 # Orbax leaves unawaited coroutines behind when it fails to read a damaged checkpoint.
@@ -28,7 +28,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 1500 // 32  # digits: 1500 training images, batch 32 -> 46 steps
 
 
@@ -138,14 +137,7 @@ def truncate(path, keep=0.5):
 
 
 CLI_FLAGS = [
-    "--config=configs/vae.py",
-    "--config.data.name=digits",
-    "--config.model.encoder_hidden=(32,)",
-    "--config.model.decoder_hidden=(32,)",
-    "--config.model.latents=2",
-    "--config.batch_size=32",
-    "--config.eval_batch_size=128",
-    "--config.num_figure_examples=4",
+    *TINY_CLI_FLAGS,
     "--config.num_epochs=6",
     "--config.checkpoint_every_epochs=2",
 ]

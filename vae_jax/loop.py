@@ -144,13 +144,13 @@ def _restore(trainings: list[_Training], steps_per_epoch: int, select: bool) -> 
             t.best = selection.BestEpoch.from_log(t.log.path, t.step, t.member.config.early_stopping_patience)
 
 
-def _check_finite(t: _Training, name: str, several: bool) -> dict:
+def _check_finite(t: _Training, several: bool) -> dict:
     """Counts the member's skipped (non-finite) steps of the epoch; raises with
     ``nonfinite='stop'``. Returns the extra fields of its log line."""
     skipped = int(t.state.opt_state.total_notfinite) - t.skipped_before
     if not skipped:
         return {}
-    who = f"Sweep member {name}: " if several else ""
+    who = f"Sweep member {t.member.name}: " if several else ""
     message = (
         f"{who}{skipped} step(s) up to step {t.step} had a non-finite loss or gradient; their "
         "updates were skipped (the parameters stay finite)."
@@ -216,10 +216,11 @@ def _check_space(trainings: list[_Training]) -> None:
         )
 
 
-def finish(config, fns, params, splits, workdir: str, eval_key: jax.Array, mesh: Mesh, log) -> dict[str, float]:
-    """The final test metrics of ``params`` (written to ``final_metrics.json``) and the
-    figures, by process 0. Returns the metrics."""
-    evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
+def finish(
+    config, fns, evaluate, params, splits, workdir: str, eval_key: jax.Array, mesh: Mesh, log
+) -> dict[str, float]:
+    """The final test metrics of ``params`` by ``evaluate`` (`train.make_evaluate`), written to
+    ``final_metrics.json``, and the figures, by process 0. Returns the metrics."""
     test_metrics = evaluate(params, splits["test"].images, parallel.replicate(eval_key, mesh), objectives.hyper(config))
     if log.active:  # process 0 alone: on host copies of the parameters
         with workdir_lib.writing(os.path.join(workdir, "*.png")):
@@ -246,6 +247,7 @@ def train_members(
     select = selection.selects_on_validation(config)
     eval_split = "valid" if select else "test"  # the test split is evaluated once, at the end
     fns, model = train.model_fns(config, image_shape)
+    evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)  # every epoch's, and the final one
     train_images = parallel.shard_rows(splits["train"].images, mesh)  # padded to a multiple of the devices
 
     states = initial_states([m.config for m in members], image_shape, total_steps, steps_per_epoch)
@@ -330,6 +332,7 @@ def train_members(
                 _train_epochs(
                     trainings,
                     fns,
+                    evaluate,
                     config,
                     train_images,
                     num_train,
@@ -360,7 +363,9 @@ def train_members(
                     )
                     params = selected.params
             if not complete:
-                final = finish(t.member.config, fns, params, splits, t.member.workdir, t.keys["eval"], mesh, t.log)
+                final = finish(
+                    t.member.config, fns, evaluate, params, splits, t.member.workdir, t.keys["eval"], mesh, t.log
+                )
             t.log.close()
             trained = t.step // steps_per_epoch
             results.append(Result(final, t.best.epoch if select and t.best.epoch else trained, trained))
@@ -424,6 +429,7 @@ class MembersEpoch:
 def _train_epochs(
     trainings: list[_Training],
     fns,
+    evaluate,
     config,
     train_images,
     num_train: int,
@@ -438,7 +444,6 @@ def _train_epochs(
     """The epochs from ``step`` on (see the module docstring)."""
     several = len(trainings) > 1
     steps_per_epoch = num_train // config.batch_size
-    evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
     members_epoch = MembersEpoch(
         fns,
         config,
@@ -481,7 +486,7 @@ def _train_epochs(
         rows = []
         for t, member_train in zip(active, train_metrics):
             step = t.step
-            extra = _check_finite(t, t.member.name, several)
+            extra = _check_finite(t, several)
             t.log.write(step, "train", member_train, epoch=epoch + 1, examples_per_second=member_rate, **extra)
             eval_metrics = evaluate(t.state.params, eval_images, t.keys["eval"], t.hyper)
             t.log.write(step, eval_split, eval_metrics, epoch=epoch + 1)

@@ -116,7 +116,9 @@ def _train_and_evaluate(config, workdir: str) -> dict[str, float]:
         fns, _ = train.model_fns(config, splits["train"].images.shape[1:])
         params = fit_pca(config, splits, workdir, mesh)
         log = workdir_lib.MetricsLog(workdir)
-        test_metrics = loop.finish(config, fns, params, splits, workdir, train.run_keys(config.seed)["eval"], mesh, log)
+        evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)
+        eval_key = train.run_keys(config.seed)["eval"]
+        test_metrics = loop.finish(config, fns, evaluate, params, splits, workdir, eval_key, mesh, log)
         if log.active and not os.path.exists(log.path):  # PCA has no epochs: log its one evaluation
             log.write(0, "test", test_metrics)
         log.close()
