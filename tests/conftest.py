@@ -4,8 +4,14 @@ import gzip
 import importlib
 import os
 
+import jax
 import numpy as np
 import pytest
+
+# Tests compare results (runs against runs, devices against devices, against numpy) with
+# float32 tolerances: matrix products at full float32 precision on every backend (a GPU's
+# default may use TF32; the CPU always computes float32 in full, so this changes nothing here).
+jax.config.update("jax_default_matmul_precision", "highest")
 
 CONFIGS = ("vae", "ae", "linear_ae", "pca", "vae_binarized_mnist")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -183,7 +183,9 @@ def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_resumes_bit_identic
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 2, output[-2000:]
-    assert "SIGTERM received: stopping after the epoch in progress" in output and "Traceback" not in output
+    assert (
+        "SIGTERM received: stopping after the segment of the epoch in progress" in output and "Traceback" not in output
+    )
     [line] = error_lines(output)
     stopped_after = int(line.split("after epoch ")[1].split(" ")[0])
     step = int(line.split("checkpoint at step ")[1].split(" ")[0])
@@ -194,6 +196,38 @@ def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_resumes_bit_identic
     resumed = train_cli(run_dir, *epochs)
     assert resumed.returncode == 0 and f"Resuming from the checkpoint at step {step}" in resumed.stderr
     train_cli(tmp_path / "reference", *epochs)
+    assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
+    with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
+        assert a.read() == b.read()
+
+
+def test_sigterm_mid_epoch_checkpoints_at_a_segment_boundary_and_resumes_bit_identically(tmp_path):
+    """A stop signal between two segments of an epoch (`vae_jax.segments`; here one step each)
+    writes a checkpoint mid-epoch with the epoch's metric sums; the same command resumes there
+    and ends exactly as an uninterrupted run cut into whole-epoch segments."""
+    run_dir = tmp_path / "run"
+    flags = ["--config.num_epochs=4", "--config.segment_seconds=1e-6"]
+    command = [sys.executable, "-m", "experiments.train", f"--workdir={run_dir}", *TINY, *flags]
+    # Segments: epoch 1 whole (its first call compiles), epoch 2 whole (measured: too slow for
+    # 1e-6 s), then one step each: the 5th segment ends at step 3 of epoch 3.
+    killed = subprocess.run(
+        command,
+        cwd=REPO,
+        env={**env(), "VAE_JAX_KILL_AT": "segment_done:5:SIGTERM"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert killed.returncode == 2, killed.stderr[-2000:]
+    assert "Traceback" not in killed.stderr
+    [line] = error_lines(killed.stderr)
+    assert line.startswith(
+        "error: stopped by SIGTERM at step 3 of epoch 3's 46 (4 epochs in all), with a checkpoint at step 95 in "
+    ), line
+    assert "95" in checkpoint_names(run_dir) and train_epochs(run_dir) == [1, 2]
+    resumed = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0 and "Resuming from the checkpoint at step 95" in resumed.stderr
+    assert train_cli(tmp_path / "reference", "--config.num_epochs=4").returncode == 0
     assert read_metrics(run_dir) == read_metrics(tmp_path / "reference")
     with open(run_dir / "final_metrics.json") as a, open(tmp_path / "reference" / "final_metrics.json") as b:
         assert a.read() == b.read()

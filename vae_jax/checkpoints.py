@@ -89,8 +89,9 @@ def tree_digest(tree: Any) -> str:
     return digest.hexdigest()
 
 
-def save(manager: ocp.CheckpointManager, step: int, tree: Any) -> None:
-    """Saves ``tree`` (with its digest) as ``step`` and waits until it is on disk.
+def save(manager: ocp.CheckpointManager, step: int, tree: Any, metadata: dict | None = None) -> None:
+    """Saves ``tree`` (with its digest, and ``metadata``: JSON values that `saved_metadata`
+    returns) as ``step`` and waits until it is on disk.
 
     Orbax writes the step aside and renames it when complete, so a failed write (a full disk,
     a quota, a read-only filesystem) leaves the earlier steps intact: it raises
@@ -106,7 +107,10 @@ def save(manager: ocp.CheckpointManager, step: int, tree: Any) -> None:
     failed = False
     try:
         manager.save(
-            step, args=ocp.args.StandardSave(tree), force=True, custom_metadata={_DIGEST_KEY: tree_digest(tree)}
+            step,
+            args=ocp.args.StandardSave(tree),
+            force=True,
+            custom_metadata={**(metadata or {}), _DIGEST_KEY: tree_digest(tree)},
         )
         faults.point("checkpoint_started")
         manager.wait_until_finished()
@@ -135,16 +139,21 @@ def _step_dir(manager: ocp.CheckpointManager, step: int) -> str:
     return os.path.join(str(manager.directory), str(step))
 
 
-def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> None:
-    """Raises ValueError unless ``restored`` matches the digest recorded when it was saved."""
+def saved_metadata(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The ``metadata`` that `save` recorded with ``step`` (and its digest, under
+    ``vae_jax_sha256``). Raises ValueError when the step's metadata file cannot be read."""
     path = os.path.join(_step_dir(manager, step), _STEP_METADATA_FILE)
     try:
         with open(path) as f:
-            metadata = json.load(f)
-        custom = metadata.get("custom_metadata") or {}
+            custom = json.load(f).get("custom_metadata") or {}
     except (OSError, ValueError, AttributeError) as error:
         raise ValueError(f"its metadata {path} is missing or unreadable ({error})") from None
-    expected = custom.get(_DIGEST_KEY) if isinstance(custom, dict) else None
+    return custom if isinstance(custom, dict) else {}
+
+
+def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> None:
+    """Raises ValueError unless ``restored`` matches the digest recorded when it was saved."""
+    expected = saved_metadata(manager, step).get(_DIGEST_KEY)
     if expected is None:  # written before digests were recorded: nothing to check against
         logging.info("Checkpoint step %d has no recorded digest; restored unverified.", step)
     elif tree_digest(restored) != expected:

@@ -76,7 +76,10 @@ def default_config() -> ml_collections.ConfigDict:
     config.model_selection = "last"  # last | valid (keep the epoch best on the validation split)
     config.early_stopping_patience = 0  # with model_selection=valid: stop after this many epochs without gain
     config.eval_batch_size = 1000
-    config.fused_epoch = True  # one compiled program per epoch (lax.scan over its steps)
+    config.fused_epoch = True  # compiled lax.scan over the steps (else one jitted call per step)
+    # An epoch runs in segments of about this many seconds (the whole epoch when it is shorter);
+    # a stop signal (SIGTERM, Ctrl-C) is answered with a checkpoint after the segment in progress.
+    config.segment_seconds = 10.0
     config.checkpoint_every_epochs = 1
     config.num_figure_examples = 16
     config.nonfinite = "skip"  # skip | stop: what a non-finite loss or gradient does

@@ -11,6 +11,10 @@ that ``experiments.evaluate`` reads like any other):
   before the next checkpoint;
 - logging (``metrics.jsonl``, TensorBoard), one progress line per epoch with rate and ETA,
   checkpoints every ``checkpoint_every_epochs``;
+- stop signals (`vae_jax.preemption`): the epoch runs in segments of about
+  ``segment_seconds`` (`vae_jax.segments`); after the segment in progress every member's
+  checkpoint is written (mid-epoch: with the epoch's metric sums so far in its metadata) and
+  `errors.Interrupted` is raised; the same command resumes there bit-identically;
 - model selection on the validation split and early stopping (`vae_jax.selection`), per
   member: a member that stops keeps its selected state while the others go on;
 - the final evaluation on the test split (once, on the selected state), figures and
@@ -21,7 +25,7 @@ How the members' epochs run (`EXECUTIONS`, chosen by `choose_execution`):
   hyperparameters compiled in). One member is exactly a single run's program, so a single
   run's results are those of the programs it always had; sweep members equal their
   separate runs bit for bit.
-- ``vmap``: all members in one compiled program (`train.make_members_epoch`), their
+- ``vmap``: all members in one compiled program (`train.make_members_segment`), their
   hyperparameters traced from their states. Equal to separate runs up to float rounding;
   pays where one member does not fill the device (GPUs, small models).
 """
@@ -42,9 +46,9 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from vae_jax import checkpoints, faults, model_figures, objectives, parallel, preemption, selection, train
+from vae_jax import checkpoints, faults, model_figures, objectives, parallel, preemption, segments, selection, train
 from vae_jax import workdir as workdir_lib
-from vae_jax.errors import Interrupted, NonFiniteError, WriteError
+from vae_jax.errors import CheckpointError, Interrupted, NonFiniteError, WriteError
 
 EXECUTIONS = ("auto", "vmap", "in_turn")
 # On a CPU, members with more parameters than this run in turn: a vmapped program of
@@ -377,11 +381,12 @@ def train_members(
         raise
 
 
-class MembersEpoch:
-    """One epoch of several members, ``(states, going, images, orders) -> (states, metrics)``,
-    in turn (each member with its own program; members with equal hyperparameters share
-    one) or in one vmapped program. ``states`` and ``orders`` are per member; a member that
-    is not ``going`` keeps its state and gets None metrics."""
+class MembersSegment:
+    """A segment (some steps of one epoch) of several members, ``(states, sums, going, images,
+    orders) -> (states, sums)``, in turn (each member with its own program; members with equal
+    hyperparameters share one) or in one vmapped program. ``states``, ``sums`` (metric sums
+    of the epoch so far, `zeros` at its start) and ``orders`` (each ``[steps, batch]``) are
+    per member; a member that is not ``going`` keeps its state and sums."""
 
     def __init__(
         self,
@@ -392,38 +397,47 @@ class MembersEpoch:
         execution: str,
         mesh: Mesh | None,
     ):
-        self.execution, self.hypers, self.train_keys = execution, list(hypers), list(train_keys)
+        self.execution, self.hypers, self.train_keys, self.mesh = execution, list(hypers), list(train_keys), mesh
         dynamic = config.data.binarize == "dynamic"
         if execution == "vmap":
-            self.program = train.make_members_epoch(train.make_train_step(fns, dynamic_binarization=dynamic), mesh=mesh)
+            self.traced_step = train.make_train_step(fns, dynamic_binarization=dynamic)
+            self.program = train.make_members_segment(self.traced_step, mesh=mesh)
             self.stacked_keys = _stack(list(self.train_keys))
         else:
-            self.programs = {}
+            self.steps, self.programs = {}, {}
             for hyper, warmup in self.hypers:
                 if (hyper, warmup) not in self.programs:
                     step_fn = train.make_train_step(
                         fns, dynamic_binarization=dynamic, hyper=hyper, kl_warmup_steps=warmup
                     )
-                    self.programs[(hyper, warmup)] = train.make_train_epoch(
+                    self.steps[(hyper, warmup)] = step_fn
+                    self.programs[(hyper, warmup)] = train.make_train_segment(
                         step_fn, fused=config.fused_epoch, mesh=mesh
                     )
 
-    def __call__(self, states: list, going: Sequence[bool], images, orders: Sequence) -> tuple[list, list]:
+    def zeros(self, states: list, images) -> list:
+        """Each member's metric sums at the start of an epoch."""
+        if not hasattr(self, "shapes"):  # traced once
+            step = self.traced_step if self.execution == "vmap" else self.steps[self.hypers[0]]
+            self.shapes = train.metric_shapes(step, states[0], images, self.train_keys[0])
+        return [train.zero_metric_sums(self.shapes, self.mesh) for _ in states]
+
+    def __call__(self, states: list, sums: list, going: Sequence[bool], images, orders: Sequence) -> tuple[list, list]:
         if self.execution == "vmap":
-            stacked, metrics = self.program(
-                _stack(list(states)), images, jnp.stack(orders), self.stacked_keys, np.asarray(going)
+            stacked, stacked_sums = self.program(
+                _stack(list(states)),
+                _stack(list(sums)),
+                images,
+                jnp.stack(orders),
+                self.stacked_keys,
+                np.asarray(going),
             )
-            metrics = jax.device_get(metrics)
-            states = _unstack(stacked, len(states))
-            return states, [{n: float(v[i]) for n, v in metrics.items()} if g else None for i, g in enumerate(going)]
-        states, all_metrics = list(states), []
+            return _unstack(stacked, len(states)), _unstack(stacked_sums, len(states))
+        states, sums = list(states), list(sums)
         for i, (key, g) in enumerate(zip(self.hypers, going)):
-            metrics = None
             if g:
-                states[i], metrics = self.programs[key](states[i], images, orders[i], self.train_keys[i])
-                metrics = {n: float(v) for n, v in jax.device_get(metrics).items()}
-            all_metrics.append(metrics)
-        return states, all_metrics
+                states[i], sums[i] = self.programs[key](states[i], sums[i], images, orders[i], self.train_keys[i])
+        return states, sums
 
 
 def _train_epochs(
@@ -444,7 +458,7 @@ def _train_epochs(
     """The epochs from ``step`` on (see the module docstring)."""
     several = len(trainings) > 1
     steps_per_epoch = num_train // config.batch_size
-    members_epoch = MembersEpoch(
+    members_segment = MembersSegment(
         fns,
         config,
         [(t.hyper, t.warmup_steps) for t in trainings],
@@ -452,7 +466,9 @@ def _train_epochs(
         execution,
         mesh,
     )
-    start_epoch = step // steps_per_epoch
+    lengths = segments.SegmentLengths(steps_per_epoch, config.segment_seconds)
+    start_epoch, position = divmod(step, steps_per_epoch)
+    sums = None
     run_start = time.perf_counter()
     for epoch in range(start_epoch, config.num_epochs):
         for t in trainings:
@@ -470,18 +486,42 @@ def _train_epochs(
         active = [t for t in trainings if not t.stopped]
         if not active:
             break
-        epoch_start = time.perf_counter()
+        epoch_start, first_step = time.perf_counter(), position
         going = [not t.stopped for t in trainings]
         orders = [
             train.epoch_order(t.keys["data"], epoch, num_train, config.batch_size) if g or execution == "vmap" else None
             for t, g in zip(trainings, going)
         ]
-        states, all_metrics = members_epoch([t.state for t in trainings], going, train_images, orders)
+        states = [t.state for t in trainings]
+        if sums is None:
+            sums = members_segment.zeros(states, train_images)
+            if position:  # resumed mid-epoch
+                sums = _resumed_sums(trainings, sums, mesh)
+        while position < steps_per_epoch:
+            length = lengths.next(position)
+            segment_start = time.perf_counter()
+            part = [None if o is None else o[position : position + length] for o in orders]
+            states, sums = members_segment(states, sums, going, train_images, part)
+            jax.block_until_ready(sums)
+            lengths.observe(length, time.perf_counter() - segment_start)
+            position += length
+            faults.point("segment_done")
+            if position < steps_per_epoch and parallel.any_process(preemption.requested() is not None):
+                for t, state, member_sums in zip(trainings, states, sums):
+                    t.state = state
+                    if not t.stopped:
+                        checkpoints.save(t.manager, t.step, t.state, {EPOCH_SUMS: _host_sums(member_sums)})
+                _stop(trainings, f"at step {position} of epoch {epoch + 1}'s {steps_per_epoch}", config, active)
         for t, state in zip(trainings, states):
             t.state = state
-        train_metrics = [m for m in all_metrics if m is not None]
+        train_metrics = [
+            {name: float(total) / steps_per_epoch for name, total in _host_sums(s).items()}
+            for s, g in zip(sums, going)
+            if g
+        ]
+        sums, position = None, 0
         seconds = time.perf_counter() - epoch_start
-        member_rate = steps_per_epoch * config.batch_size / seconds
+        member_rate = (steps_per_epoch - first_step) * config.batch_size / seconds
         interrupted = parallel.any_process(preemption.requested() is not None)  # every process stops together
         rows = []
         for t, member_train in zip(active, train_metrics):
@@ -498,8 +538,8 @@ def _train_epochs(
             if (epoch + 1) % config.checkpoint_every_epochs == 0 or last or stopping or interrupted:
                 checkpoints.save(t.manager, step, t.state)
             rows.append((member_train, eval_metrics))
-        done = epoch + 1 - start_epoch
-        eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch - 1)
+        elapsed_epochs = epoch + 1 - start_epoch
+        eta = (time.perf_counter() - run_start) / elapsed_epochs * (config.num_epochs - epoch - 1)
         logging.info(
             "%s",
             _progress(
@@ -515,9 +555,42 @@ def _train_epochs(
             ),
         )
         if interrupted:
-            where = trainings[0].member.workdir if not several else os.path.dirname(trainings[0].member.workdir)
-            raise Interrupted(
-                f"stopped by {preemption.requested() or 'a signal to another process'} after epoch {epoch + 1} of "
-                f"{config.num_epochs}, with a checkpoint at step {active[0].step} in {where}: run the same command "
-                "to resume."
+            _stop(trainings, f"after epoch {epoch + 1}", config, active)
+
+
+# Key of a mid-epoch checkpoint's metadata that holds the epoch's metric sums so far.
+EPOCH_SUMS = "vae_jax_epoch_sums"
+
+
+def _host_sums(sums: dict) -> dict[str, float]:
+    """Metric sums as Python floats (a float32's float64 value: exact, JSON-safe)."""
+    return {name: float(value) for name, value in jax.device_get(sums).items()}
+
+
+def _resumed_sums(trainings: list[_Training], zeros: list, mesh: Mesh) -> list:
+    """The metric sums of the epoch in progress saved with the members' mid-epoch checkpoints
+    (written after a stop signal), like ``zeros`` (members not training keep those)."""
+    sums = []
+    for t, member_zeros in zip(trainings, zeros):
+        if t.stopped:
+            sums.append(member_zeros)
+            continue
+        saved = checkpoints.saved_metadata(t.manager, t.step).get(EPOCH_SUMS)
+        if not isinstance(saved, dict) or set(saved) != set(member_zeros):
+            raise CheckpointError(
+                f"The checkpoint at step {t.step} in {t.manager.directory} is mid-epoch but holds no metric sums of "
+                "its epoch: move that step's directory away to resume from the one before."
             )
+        host = {name: np.asarray(saved[name], dtype=np.asarray(zero).dtype) for name, zero in member_zeros.items()}
+        sums.append(parallel.replicate(host, mesh))
+    return sums
+
+
+def _stop(trainings: list[_Training], where: str, config, active: list[_Training]) -> None:
+    """Raises `Interrupted` after a stop signal, the members' checkpoints written."""
+    several = len(trainings) > 1
+    workdir = trainings[0].member.workdir if not several else os.path.dirname(trainings[0].member.workdir)
+    raise Interrupted(
+        f"stopped by {preemption.requested() or 'a signal to another process'} {where} ({config.num_epochs} "
+        f"epochs in all), with a checkpoint at step {active[0].step} in {workdir}: run the same command to resume."
+    )

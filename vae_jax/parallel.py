@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -73,10 +73,12 @@ def initialize(
     return True
 
 
-def data_mesh() -> Mesh:
-    """A 1-D mesh over all devices (of all processes), axis ``'data'``. Its axis type is
-    Auto, so sharding constraints and propagation place the computation."""
-    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+def data_mesh(devices: Sequence | None = None) -> Mesh:
+    """A 1-D mesh over ``devices`` (default: all devices of the default backend, of all
+    processes), axis ``'data'``. Its axis type is Auto, so sharding constraints and
+    propagation place the computation."""
+    devices = jax.devices() if devices is None else list(devices)
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

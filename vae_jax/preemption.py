@@ -1,10 +1,12 @@
 """Stopping cleanly on SIGTERM or SIGINT (preemption, Ctrl-C).
 
 While `handled` is active, the first signal only asks the training loop to stop: the loop
-finishes the epoch in progress (one compiled program), writes a checkpoint of every member
-and raises `errors.Interrupted`; the same command then resumes bit-identically. A second
-signal ends the process at once (the OS's default action: a compiled epoch in progress is
-not waited for); what was saved before stays intact (checkpoints are written atomically).
+finishes the segment of the epoch in progress (one compiled program of about
+``config.segment_seconds``, `vae_jax.segments`), writes a checkpoint of every member (mid-
+epoch, with the epoch's metric sums so far) and raises `errors.Interrupted`; the same command
+then resumes bit-identically. A second signal ends the process at once (the OS's default
+action: a segment in progress is not waited for); what was saved before stays intact
+(checkpoints are written atomically).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def _handle(signum, frame) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal: the OS's default, at once
         signal.signal(sig, signal.SIG_DFL)
     logging.warning(
-        "%s received: stopping after the epoch in progress, with a checkpoint (send it again to stop at once).",
+        "%s received: stopping after the segment of the epoch in progress, with a checkpoint (send it again to "
+        "stop at once).",
         signal.Signals(signum).name,
     )
 

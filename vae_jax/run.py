@@ -86,22 +86,23 @@ def fit_pca(config, splits, workdir: str, mesh: Mesh) -> pca_lib.PCA:
     return fitted
 
 
-def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[str, float]:
     """Trains (or fits) the model of ``config``, evaluates it on the test split and writes
     metrics, figures, checkpoints and the resolved config to ``workdir``; a re-run resumes.
 
     Returns the final test metrics (per example: nats for likelihood terms, squared error
-    per image for reconstructions).
+    per image for reconstructions). Data parallel over ``mesh`` (default `parallel.data_mesh`:
+    every device of the default backend).
     """
     config = config_lib.resolve(config)
     validation.validate_config(config)
-    validation.validate_device_split(config, jax.device_count())
+    validation.validate_device_split(config, jax.device_count() if mesh is None else mesh.size)
+    mesh = parallel.data_mesh() if mesh is None else mesh
     with workdir_lib.locked(workdir):
-        return _train_and_evaluate(config, workdir)
+        return _train_and_evaluate(config, workdir, mesh)
 
 
-def _train_and_evaluate(config, workdir: str) -> dict[str, float]:
-    mesh = parallel.data_mesh()
+def _train_and_evaluate(config, workdir: str, mesh: Mesh) -> dict[str, float]:
     set_aside = workdir_lib.check(workdir, config)  # changes nothing in the workdir yet
     splits = load_splits(config)
     validation.validate_against_data(config, splits["train"].images.shape, tuple(splits))

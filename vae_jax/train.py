@@ -11,9 +11,12 @@ for the members of a sweep.
   `optax.inject_hyperparams`). The state carries them (`TrainState`). A run's own program
   binds its values as constants (`make_train_step` with ``hyper``); the program of sweep
   members trained together reads each member's values from its state (traced).
-- One epoch is one compiled program, `lax.scan` over its batches (``config.fused_epoch``),
-  or one jitted call per step; `make_members_epoch` is the fused epoch of K members at once
-  (`jax.vmap` over stacked states, data orders and keys).
+- An epoch runs as segments (`make_train_segment`: any run of its steps, one compiled
+  `lax.scan` over them with ``config.fused_epoch``, or one jitted call per step), each
+  step's metrics added to the epoch's sums in step order; `vae_jax.segments` sets their
+  lengths (often the whole epoch) and where they are cut changes no bit. `make_train_epoch`
+  is one whole epoch; `make_members_segment` is a fused segment of K members at once
+  (`jax.vmap` over stacked states, sums, data orders and keys).
 - Data parallelism (`vae_jax.parallel`): with a ``mesh``, each batch is constrained to
   ``P('data')`` right after the gather (each device computes its ``batch / devices`` rows;
   XLA turns the batch means into all-reduces) and the state comes back replicated. The
@@ -135,7 +138,8 @@ def make_train_step(
 ):
     """The pure step ``(state, batch, rng) -> (state, metrics)``; metrics are batch means of
     ``fns.per_example_metrics`` except ``fns.diagnostics`` (left out, so never computed: the
-    VAE's squared error costs 12% of a reference training step; evaluation reports it).
+    VAE's squared error would lengthen a reference training step, see the step profile in
+    docs/results.md; evaluation reports it).
 
     ``hyper`` and ``kl_warmup_steps`` given (Python numbers): compiled in as constants (a
     run's own program). None: read from ``state.hyper`` and ``state.kl_warmup_steps``
@@ -183,59 +187,109 @@ def _step_at(train_step, mesh: Mesh | None):
     return step_at
 
 
-def _scan_epoch(step_at):
-    """One epoch as `lax.scan` over the batches of ``order``; metrics are epoch means."""
+def _scan_segment(step_at):
+    """Steps over the batches of ``order`` as `lax.scan`, adding each step's metrics to
+    ``sums`` in step order (so the sums, like the state, do not depend on where an epoch is
+    cut into segments)."""
 
-    def scan_epoch(state, images, order, train_key):
-        state, metrics = jax.lax.scan(lambda s, idx: step_at(s, images, idx, train_key), state, order)
-        return state, jax.tree.map(jnp.mean, metrics)
+    def scan_segment(state, sums, images, order, train_key):
+        def body(carry, indices):
+            state, sums = carry
+            state, metrics = step_at(state, images, indices, train_key)
+            return (state, jax.tree.map(jnp.add, sums, metrics)), None
 
-    return scan_epoch
+        (state, sums), _ = jax.lax.scan(body, (state, sums), order)
+        return state, sums
+
+    return scan_segment
 
 
-def _jit_epoch(mesh: Mesh | None):
+def metric_shapes(train_step, state, images, train_key) -> dict:
+    """The shapes and dtypes of ``train_step``'s metrics (traced abstractly, nothing computed)."""
+    batch = jax.ShapeDtypeStruct((1, *images.shape[1:]), images.dtype)
+    return jax.eval_shape(train_step, state, batch, train_key)[1]
+
+
+def zero_metric_sums(shapes: dict, mesh: Mesh | None = None) -> dict:
+    """The metric sums a segment (`make_train_segment`) starts an epoch from: zeros of
+    `metric_shapes`, replicated over ``mesh`` when given."""
+    sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return sums if mesh is None else parallel.replicate(sums, mesh)
+
+
+def _jit_segment(mesh: Mesh | None, donate=(0, 1)):
     return functools.partial(
-        jax.jit, donate_argnums=0, out_shardings=None if mesh is None else parallel.replicated(mesh)
+        jax.jit, donate_argnums=donate, out_shardings=None if mesh is None else parallel.replicated(mesh)
     )
 
 
-def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
-    """``(state, images, order, train_key) -> (state, mean metrics)`` for one epoch.
+def make_train_segment(train_step, *, fused: bool, mesh: Mesh | None = None):
+    """``(state, sums, images, order, train_key) -> (state, sums)``: the steps of ``order``
+    (``[steps, batch]`` rows of one epoch's order, any number of them), each step's mean
+    metrics added to ``sums`` (`zero_metric_sums` at an epoch's start).
 
-    Fused: a single compiled `lax.scan` over the epoch's batches. Unfused: one jitted call
-    per step, metrics summed on the device. The state's buffers are donated either way.
-    With a ``mesh`` (the state and key replicated on it, the images replicated or split by
-    rows with `parallel.shard_rows`), each batch is split over its ``'data'`` axis and the
-    state and metrics come back replicated.
+    Fused: one compiled `lax.scan` over the steps (one program per segment length). Unfused:
+    one jitted call per step. The state's and sums' buffers are donated either way. With a
+    ``mesh`` (the state, sums and key replicated on it, the images replicated or split by rows
+    with `parallel.shard_rows`), each batch is split over its ``'data'`` axis and the state and
+    sums come back replicated. Cutting an epoch into segments changes no bit of the result.
     """
     step_at = _step_at(train_step, mesh)
+    scan_segment = _scan_segment(step_at)
     if fused:
-        return _jit_epoch(mesh)(_scan_epoch(step_at))
-    jitted_step = _jit_epoch(mesh)(step_at)
+        return _jit_segment(mesh)(scan_segment)
+
+    @_jit_segment(mesh)
+    def step_and_add(state, sums, images, indices, train_key):
+        return scan_segment(state, sums, images, indices[None], train_key)
+
+    def stepwise_segment(state, sums, images, order, train_key):
+        for indices in order:
+            state, sums = step_and_add(state, sums, images, indices, train_key)
+            faults.point("step_done")
+        return state, sums
+
+    return stepwise_segment
+
+
+def make_train_epoch(train_step, *, fused: bool, mesh: Mesh | None = None):
+    """``(state, images, order, train_key) -> (state, mean metrics)`` for a whole epoch: one
+    `make_train_segment` over all of ``order``, the sums divided by its number of steps."""
+    step_at = _step_at(train_step, mesh)
+    if fused:
+        scan_segment = _scan_segment(step_at)
+
+        def fused_epoch(state, images, order, train_key):
+            sums = zero_metric_sums(metric_shapes(train_step, state, images, train_key))  # constants
+            state, sums = scan_segment(state, sums, images, order, train_key)
+            return state, jax.tree.map(lambda total: total / len(order), sums)
+
+        return _jit_segment(mesh, donate=0)(fused_epoch)
+    segment = make_train_segment(train_step, fused=False, mesh=mesh)
+    shapes = []  # traced once, at the first epoch
 
     def stepwise_epoch(state, images, order, train_key):
-        totals = None
-        for indices in order:
-            state, metrics = jitted_step(state, images, indices, train_key)
-            totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-            faults.point("step_done")
-        return state, jax.tree.map(lambda total: total / len(order), totals)
+        shapes[:] = shapes or [metric_shapes(train_step, state, images, train_key)]
+        sums = zero_metric_sums(shapes[0], mesh)
+        state, sums = segment(state, sums, images, order, train_key)
+        return state, jax.tree.map(lambda total: total / len(order), sums)
 
     return stepwise_epoch
 
 
-def make_members_epoch(train_step, *, mesh: Mesh | None = None):
-    """``(states, images, orders, train_keys, active) -> (states, mean metrics)``: one fused
-    epoch of K members (leading axis K of the states, orders ``[K, steps, batch]``, keys and
-    the boolean ``active``) in one compiled program, `jax.vmap` of `make_train_epoch`'s
-    epoch; ``images`` are shared. A member that is not active keeps its state."""
-    scan_epoch = _scan_epoch(_step_at(train_step, mesh))
+def make_members_segment(train_step, *, mesh: Mesh | None = None):
+    """``(states, sums, images, orders, train_keys, active) -> (states, sums)``: a fused
+    segment of K members (leading axis K of the states, sums, orders ``[K, steps, batch]``,
+    keys and the boolean ``active``) in one compiled program, `jax.vmap` of
+    `make_train_segment`'s; ``images`` are shared. A member that is not active keeps its state
+    and sums."""
+    scan_segment = _scan_segment(_step_at(train_step, mesh))
 
-    def member_epoch(state, images, order, train_key, active):
-        new_state, metrics = scan_epoch(state, images, order, train_key)
-        return jax.tree.map(lambda new, old: jnp.where(active, new, old), new_state, state), metrics
+    def member_segment(state, sums, images, order, train_key, active):
+        new = scan_segment(state, sums, images, order, train_key)
+        return jax.tree.map(lambda n, old: jnp.where(active, n, old), new, (state, sums))
 
-    return _jit_epoch(mesh)(jax.vmap(member_epoch, in_axes=(0, None, 0, 0, 0)))
+    return _jit_segment(mesh)(jax.vmap(member_segment, in_axes=(0, 0, None, 0, 0, 0)))
 
 
 def make_evaluate(fns: objectives.ModelFns, batch_size: int, mesh: Mesh | None = None):

@@ -93,6 +93,11 @@ def validate_config(config) -> None:
     for name in ("batch_size", "num_epochs", "eval_batch_size", "checkpoint_every_epochs"):
         _positive_int(config[name], name)
     _require(
+        _finite(config.segment_seconds) and config.segment_seconds > 0,
+        f"--config.segment_seconds={config.segment_seconds!r} is invalid: expected seconds > 0 (e.g. 10), the "
+        "longest an epoch runs without looking for a stop signal.",
+    )
+    _require(
         _finite(config.c) and config.c > 0,
         f"--config.c={config.c!r} is invalid: the decoder variance c must be finite and > 0 (e.g. 0.05).",
     )

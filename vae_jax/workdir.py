@@ -38,6 +38,7 @@ RESUMABLE_KEYS = (
     "eval_batch_size",
     "num_figure_examples",
     "fused_epoch",
+    "segment_seconds",
     "overwrite",
     "data.download",
     "nonfinite",
