@@ -1,10 +1,11 @@
-"""What the command-line scripts share: a user's mistake is one ``error:`` line, exit status 2.
+"""What the command-line scripts share: a user's mistake is one ``error:`` message, exit status 2.
 
 `parse_flags` is the scripts' flag parser (``app.run(main, flags_parser=cli.parse_flags)``): a
 misspelt flag or ``--config.<key>`` override names the key, the config file and the closest
 existing keys, instead of a traceback. `config_from_flag` loads ``--config`` (the file is read
 when first used) and resolves it (`vae_jax.config.resolve`). `exit_on_user_errors` turns the
-project's user errors (`vae_jax.errors.USER_ERRORS`) into the same one line.
+project's user errors (`vae_jax.errors.USER_ERRORS`) into the same message: one line, except a
+dataset that is not found, whose message lists the places tried and the ways to get it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _write_traceback(error: BaseException, log_dir: str | None) -> str | None:
 
 @contextlib.contextmanager
 def exit_on_user_errors(log_dir: str | None = None):
-    """Prints a user error (`USER_ERRORS`) raised in the block as one ``error:`` line and exits 2.
+    """Prints a user error (`USER_ERRORS`) raised in the block as one ``error:`` message and exits 2.
     For a failed write, the traceback goes to ``log_dir/errors.log`` (named in the line), and
     the background threads of the interrupted save end quietly."""
     try:

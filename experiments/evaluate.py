@@ -1,13 +1,14 @@
 """Test log-likelihood of a trained VAE run: ``python -m experiments.evaluate --workdir=runs/vae``.
 
-Reads the run's `config.json` and latest checkpoint, without training (the validation-selected one for runs with
-``model_selection=valid``), then reports on the chosen split the
-importance-sampled NLL (``--num_samples`` k, nats per example, with its standard error),
-the negative ELBO and the active units, and writes them to ``<workdir>/nll_<split>_k<k>.json``.
+Never trains: it reads the run's `config.json` and restores its latest checkpoint (the
+validation-selected one for runs with ``model_selection=valid``; a run without a checkpoint is
+refused), then reports on the chosen split the importance-sampled NLL (``--num_samples`` k,
+nats per example, with its standard error), the negative ELBO and the active units, and
+writes them, with the estimate's time in seconds, to ``<workdir>/nll_<split>_k<k>.json``.
 Use ``--split=valid`` for model selection and the test split once per final model.
-Runtime: about 1.5 minutes for k = 1000 on 10,000 binarised-MNIST images on a 2-core CPU (MLP
-decoder); an autoregressive decoder costs several times more per sample: use a smaller
-``--sample_chunk`` (e.g. 16) to bound its memory.
+Times for k = 1000 on the 10,000 binarised-MNIST test images: docs/results.md, likelihood
+benchmark (an autoregressive decoder costs several times an MLP decoder per sample: use a
+smaller ``--sample_chunk``, e.g. 16, to bound its memory).
 """
 
 import json

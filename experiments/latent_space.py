@@ -3,8 +3,9 @@
 Command:
   python -m experiments.latent_space [--workdir=runs/lecture] [--epochs=10]
       [--dataset=mnist --data_dir=DIR]   # grey-level MNIST, where its IDX files exist
-Runtime: about 2.5 minutes on a 2-core CPU (an MLP AE and an MLP VAE with 2 latents, 10 epochs
-each on Fashion-MNIST, then the metrics); a re-run reuses both trained models (about 1.5 minutes).
+It trains an MLP AE and an MLP VAE with 2 latents, 10 epochs each on Fashion-MNIST, then
+computes the metrics; a re-run reuses both trained models (about 1.5 minutes on a 2-core CPU).
+Runtime and result: docs/results.md, the lecture's experiments.
 
 What it shows: the lecture's claim "the latent space of a plain autoencoder has holes; the
 VAE's does not", as pictures and as numbers:

@@ -1,17 +1,17 @@
 """Test log-likelihood of the binarised-MNIST VAE by importance sampling, next to published numbers.
 
 Command:
-  python -m experiments.likelihood --data_dir=../shared/data [--workdir=runs/lecture]
+  python -m experiments.likelihood --data_dir=DIR [--workdir=runs/lecture]
       [--epochs=20] [--ks=1,5,50,1000] [--nll_images=0]
-  (the data dir holds ``binarized_mnist/binarized_mnist_{train,valid,test}.amat[.gz]``;
-  ``../shared/data`` is where CI keeps it, beside the checkout, relative to the repository
-  root you run from; elsewhere pass your own DIR. Without ``--data_dir`` the loader uses
-  $VAE_JAX_DATA_DIR, then the usual places)
-Runtime: about 3.5 minutes on a 2-core CPU: training the VAE of configs/vae_binarized_mnist.py
-(784-400-20-400-784 MLP, Bernoulli decoder) for 20 epochs (about 1.5 minutes; the config's
-default is 50 epochs, cut here to fit the time), then importance-sampled log-likelihoods of
-the 10,000 test images with k = 1, 5, 50 and 1000 samples (k = 1000 takes about 2 minutes);
-a re-run reuses the trained model and only re-evaluates (about 2.5 minutes).
+  (DIR holds ``binarized_mnist_{train,valid,test}.amat[.gz]``, directly or in
+  ``DIR/binarized_mnist/``; where to get them: README, Configs, Data. Without ``--data_dir``
+  the loader uses $VAE_JAX_DATA_DIR, then the usual places)
+It trains the VAE of configs/vae_binarized_mnist.py (784-400-20-400-784 MLP, Bernoulli
+decoder) for 20 epochs (about 1.5 minutes on a 2-core CPU; the config's default is 50 epochs,
+cut here to fit the time), then estimates the log-likelihoods of the 10,000 test images with
+k = 1, 5, 50 and 1000 importance samples; a re-run reuses the trained model and only
+re-evaluates. Runtime and result: docs/results.md, the lecture's experiments; the time of each
+k is in ``<workdir>/likelihood.json``.
 
 What it shows: the ELBO is a lower bound on log p(x); the importance-sampled estimate
 L_k (`metrics.vae_log_likelihood`, Burda et al. 2016) tightens as k grows (L_1 is the ELBO),

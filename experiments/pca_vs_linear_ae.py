@@ -3,8 +3,9 @@
 Command:
   python -m experiments.pca_vs_linear_ae [--workdir=runs/lecture] [--dataset=digits]
       [--latents=10] [--epochs=20] [--learning_rate=3e-3]
-Runtime: about 45 s on a 2-core CPU (PCA in seconds, the linear AE 20 epochs of Fashion-MNIST);
-a re-run reuses both fitted models from ``<workdir>/workdirs/`` (about 15 s).
+It fits PCA (in seconds) and trains the linear AE for 20 epochs of Fashion-MNIST; a re-run
+reuses both fitted models from ``<workdir>/workdirs/`` (about 15 s on a 2-core CPU).
+Runtime and result: docs/results.md, the lecture's experiments.
 
 What it shows: PCA (`jnp.linalg.eigh`) and a linear autoencoder (configs/linear_ae.py: one
 affine layer each way, squared error, Adam with a cosine learning rate) with the same

@@ -7,7 +7,7 @@ KL warm-up train together as one group (``--execution``: in one vmapped program,
 others run one group after another. Writes
 ``<workdir>/sweep_results.{json,md}`` and each member's outputs in ``<workdir>/<member>/``.
 Running the same command again resumes unfinished groups and skips finished ones. Errors
-are reported as in ``experiments.train`` (one ``error: ...`` line, exit status 2).
+are reported as in ``experiments.train`` (one ``error: ...`` message, exit status 2).
 """
 
 from absl import app, flags, logging

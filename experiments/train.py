@@ -2,7 +2,9 @@
 
 Override any config value on the command line, e.g. ``--config.model.latents=2``.
 Running the same command again resumes the run from its last checkpoint (also after a
-crash or kill). A bad config value, data file, workdir or checkpoint, or a non-finite loss
+crash or kill); for a complete run it loads the data and checkpoints, logs the final metrics of
+``final_metrics.json`` and trains, evaluates and draws nothing (PCA, which has no epochs,
+evaluates and draws again). A bad config value, data file, workdir or checkpoint, or a non-finite loss
 with ``--config.nonfinite=stop``, ends the run with exit status 2 and one ``error: ...``
 message on stderr saying what is wrong and how to fix it. A workdir holding a run of
 another config is refused; ``--config.overwrite=True`` then starts over after moving that

@@ -363,8 +363,8 @@ def test_not_found_message_and_speed(tmp_path, monkeypatch):
         msg = str(e.value)
         assert str(empty) in msg and os.path.join(str(empty), name) in msg
         assert os.path.join(str(empty), "tensorflow_datasets", name) in msg
-        assert "--config.data_dir=" in msg and "VAE_JAX_DATA_DIR" in msg
-        assert "pip install -e .[tfds]" in msg and "--config.download=True" in msg
+        assert "--config.data.data_dir=DIR" in msg and "VAE_JAX_DATA_DIR" in msg
+        assert "pip install -e .[tfds]" in msg and "--config.data.download=True" in msg
         if name == "fashion_mnist":
             assert "apt-get install dataset-fashion-mnist" in msg
             assert str(tmp_path / "no_debian") in msg

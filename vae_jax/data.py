@@ -476,7 +476,8 @@ def _how_to_get(name: str) -> list[str]:
     files = ", ".join(f + "[.gz]" for f in _required_files(name))
     ways = [
         f"(1) put {files} in a directory DIR (or DIR/{name}) and pass "
-        f"--config.data_dir=DIR (load_dataset(..., data_dir=DIR)), or set {ENV_VAR}=DIR;"
+        f"--config.data.data_dir=DIR (the lecture experiments: --data_dir=DIR; load_dataset(..., "
+        f"data_dir=DIR)), or set {ENV_VAR}=DIR;"
     ]
     if name == "fashion_mnist":
         ways.append(
@@ -496,7 +497,7 @@ def _how_to_get(name: str) -> list[str]:
             "as in (1);"
         )
     ways.append(
-        f"(3) {_PIP_TFDS} and run with --config.download=True (download=True), with network "
+        f"(3) {_PIP_TFDS} and run with --config.data.download=True (download=True), with network "
         "access; tensorflow-datasets then stores it under DIR/tensorflow_datasets "
         "(or $TFDS_DATA_DIR, ~/tensorflow_datasets)."
     )

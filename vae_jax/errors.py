@@ -1,7 +1,9 @@
 """The user-facing errors: each message says what is wrong and how to fix it.
 
-The command-line scripts catch `USER_ERRORS` and print the message as one ``error: ...``
-line (exit status 2) instead of a traceback; anything else is a bug and keeps its traceback.
+The command-line scripts catch `USER_ERRORS` and print the message after ``error:`` (exit
+status 2) instead of a traceback: one line, except a `DataError` for a dataset that is not
+found, whose message goes on to list the places tried and the ways to get the data. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

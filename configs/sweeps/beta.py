@@ -3,11 +3,12 @@
 Command:
   python -m experiments.sweep --config=configs/sweeps/beta.py --workdir=runs/sweep_beta
 Overrides of the base config apply to every member, e.g. ``--config.num_epochs=5``.
-All 12 members differ only in values that change no shape (beta, seed), so they train
-together as one compiled program (one group); each member's outputs are in
-``runs/sweep_beta/<member>/`` and the final test metrics in ``runs/sweep_beta/sweep_results.md``.
-Runtime: roughly 12 times a 10-epoch single run on a CPU, where reference-sized members are
-compute-bound (about 8 minutes on 2 cores, estimated from the benchmark's throughput).
+All 12 members differ only in values that change no shape (beta, seed), so they form one
+group that trains epoch by epoch together: in one vmapped program on a GPU, in turn (each with
+a single run's program) on a CPU, where members of this size (0.65M parameters) are
+compute-bound. Each member's outputs are in ``runs/sweep_beta/<member>/`` and the final test
+metrics in ``runs/sweep_beta/sweep_results.md``.
+Runtime: roughly 12 times a 10-epoch single run on a CPU (an estimate: docs/results.md, sweeps).
 Expected: the KL falls and the reconstruction error rises as beta grows.
 """
 

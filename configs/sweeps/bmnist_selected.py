@@ -3,17 +3,15 @@ schedule), each member selected on the validation split with early stopping (6 m
 
 Command:
   python -m experiments.sweep --config=configs/sweeps/bmnist_selected.py --workdir=runs/sweep_bmnist_selected \
-      --config.data.data_dir=../shared/data
+      --config.data.data_dir=DIR
+where DIR holds binarized_mnist_{train,valid,test}.amat (where to get them: README, Configs, Data).
 Each member keeps the state of its best validation epoch (``model_selection=valid``) and stops
 on its own after ``early_stopping_patience`` epochs without improvement, while the others go
 on; ``sweep_results.md`` gives each member's test metrics (evaluated once, on the kept state)
-and the epoch it kept. The members (784-300-300-40 tanh MLP, 0.5M parameters) train in turn on
+and the epoch it kept. The members (784-300-300-40 tanh MLP, 0.69M parameters) train in turn on
 a CPU and in one vmapped program on a GPU (``--execution`` overrides the choice).
-Runtime: 6 min 53 s on a 2-core CPU shared with other jobs (6 members of up to 12 epochs).
-Result (2026-12-02): with 1e-3 both seeds train all 12 epochs and keep the last (test neg.
-ELBO 104.1 / 103.6 nats); with 1e-2 the KL collapses (0.7 / 0.3 nats): 12 / 11 epochs trained
-(the second stopped early), epochs 9 / 8 kept (211.6 / 211.4); with 3e-2 they diverge and stop
-after 6 / 4 epochs, keeping epochs 3 / 1 (598 / 1145). `sweep_results.md` lists the kept and trained epochs.
+6 members of up to 12 epochs. Runtime and result (which members collapse, diverge or stop
+early, and the epochs they keep): docs/results.md, sweeps.
 """
 
 from configs import bmnist_vae_selected

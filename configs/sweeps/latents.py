@@ -2,9 +2,10 @@
 
 Command:
   python -m experiments.sweep --config=configs/sweeps/latents.py --workdir=runs/sweep_latents
-The latent size changes the parameters' shapes, so each size is its own program (group
-``group-model.latents=2`` and ``group-model.latents=20``); the two learning rates of a size
-train together in it.
+The latent size changes the parameters' shapes, so each size is its own group
+(``group-model.latents=2`` and ``group-model.latents=20``, trained one after the other); the two
+learning rates of a size train together in it (vmapped on a GPU, in turn on a CPU).
+Runtime and result: not measured (docs/results.md, sweeps).
 """
 
 from configs import vae
