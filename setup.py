@@ -23,6 +23,8 @@ setup(
     extras_require={
         # tensorflow-datasets route for grey-level MNIST and friends (needs network to download).
         "tfds": ["tensorflow-cpu>=2.16", "tensorflow-datasets>=4.9.6", "importlib_resources"],
-        "test": ["pytest>=8", "scipy>=1.11", "chex>=0.1.87", "ruff==0.17.6"],  # ruff: the formatter CI checks
+        # ruff: the formatter CI checks; selenium: drives headless Chromium in tests/test_lecture_page.py
+        # (Chromium itself comes from the distribution: apt-get install -y chromium chromium-driver).
+        "test": ["pytest>=8", "scipy>=1.11", "chex>=0.1.87", "ruff==0.17.6", "selenium>=4.11"],
     },
 )

@@ -1,5 +1,7 @@
 """Joins the experiments' Markdown sections into one page: ``python -m experiments.report
-[--workdir=runs/lecture]`` writes ``<workdir>/REPORT.md``. Runs in well under a second.
+[--workdir=runs/lecture] [--nohtml]`` writes ``<workdir>/REPORT.md`` (in well under a second) and,
+unless ``--nohtml``, the interactive page ``<workdir>/index.html`` (`experiments.lecture_page`:
+one self-contained file built from the experiments' JSON and trained models; about 15 s).
 
 Sections come in the lecture's order (pca_table, pca_vs_linear_ae, latent_space,
 regularisation, likelihood); a section whose ``<workdir>/<name>.md`` does not exist yet is
@@ -11,8 +13,14 @@ from __future__ import annotations
 
 import os
 
+from absl import flags
 
 from experiments import cli, common
+
+# `python -m experiments.report` runs this file as __main__, and experiments.lecture_page imports it
+# again as experiments.report: the flag is defined by whichever comes first.
+if "html" not in flags.FLAGS:
+    flags.DEFINE_bool("html", True, "Also write the interactive page <workdir>/index.html (experiments.lecture_page).")
 
 SECTIONS = (
     ("pca_table", "PCA's worked 2-D example (lecture section 2)"),
@@ -25,9 +33,10 @@ SECTIONS = (
 INTRO = """\
 The numbers and figures behind the lecture "Variational autoencoders" (2021), in the
 lecture's order, produced by this repository's experiments. Each section below was
-written by `python -m experiments.<name>`; its numbers are in `<name>.json` next to this
-file and its models in `workdirs/<name>/`. Re-running an experiment reuses its trained
-models; re-running this command rebuilds the page."""
+written by `python -m experiments.<name>`, which also writes its numbers to `<name>.json` and
+trains its models in `workdirs/<name>/`, all in the experiments' directory (`--workdir`, by
+default `runs/lecture/`), where `python -m experiments.report` writes this page. Re-running an
+experiment reuses its trained models; re-running the report rebuilds the page."""
 
 
 def command(name: str) -> str:
@@ -66,6 +75,10 @@ def main(argv):
         f"Wrote {path}: {done} of {len(SECTIONS)} sections"
         + (f"; not run yet: {', '.join(missing)}" if missing else ".")
     )
+    if flags.FLAGS.html:
+        from experiments import lecture_page  # lazy: it imports the experiments (and JAX)
+
+        print(lecture_page.describe(*lecture_page.write_page(common.workdir_root())))
 
 
 if __name__ == "__main__":
