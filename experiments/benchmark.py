@@ -16,7 +16,12 @@ probability 0.13). Parts (``--parts``, all by default):
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
 - sweep throughput: 8 members (beta x seed) trained by the sweep loop (`vae_jax.loop`), in
   turn and in one vmapped program, against 8 separate trainings of the same steps, for the
-  reference VAE and a small one, and which of the two the sweep chooses for them.
+  reference VAE and a small one, and which of the two the sweep chooses for them;
+- streaming (`vae_jax.streaming`) on Fashion-MNIST written as 70,000 PNG files (under
+  ``runs/benchmark-data/``, written once): decoding them (once, Grain threads, Pillow), and
+  the pipeline's examples/s reading an epoch's segments from the decoded uint8 ``.npy``
+  memmap, against the training rate of ``configs/vae.py``'s model on the same images
+  (target: the pipeline >= 1.5x training, so that it never limits it).
 All timings are medians of repeats after a warm-up, measured in the same process; variants
 that are compared are timed in interleaved rounds (the machines here are shared and noisy).
 """
@@ -36,14 +41,15 @@ from absl import flags
 from experiments import cli
 
 from configs import vae_binarized_mnist
-from vae_jax import loop, metrics, objectives, pca, sweep_spec, train
+from configs import vae as default_vae
+from vae_jax import data, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
 from vae_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
 DEFAULT_OUTPUT = os.path.join("runs", "benchmark.json")
 flags.DEFINE_string("output", DEFAULT_OUTPUT, "Where to write the figures as JSON (its directory must exist).")
-flags.DEFINE_list("parts", ["matmul", "train", "profile", "nll", "pca", "sweep"], "Which parts to run.")
+flags.DEFINE_list("parts", ["matmul", "train", "profile", "nll", "pca", "sweep", "streaming"], "Which parts to run.")
 
 HIDDEN, LATENTS, PIXELS, BATCH = 400, 20, 784, 128
 
@@ -339,6 +345,91 @@ def sweep_speedup(
     }
 
 
+def fashion_mnist_pngs(directory: str) -> tuple[list[str], np.ndarray]:
+    """The 70,000 Fashion-MNIST images (train, then test) as PNG files in ``directory``
+    (written the first time) and the same images as uint8 ``[N, 28, 28, 1]``."""
+    from PIL import Image  # noqa: PLC0415
+
+    splits = data.load_dataset("fashion_mnist")
+    images = np.concatenate([splits["train"].images, splits["test"].images])
+    images = np.round(images * 255).astype(np.uint8)
+    os.makedirs(directory, exist_ok=True)
+    paths = [os.path.join(directory, f"{i:05d}.png") for i in range(len(images))]
+    if not os.path.exists(paths[-1]):
+        for path, image in zip(paths, images):
+            Image.fromarray(image[..., 0]).save(path)
+    return paths, images
+
+
+class PngFiles:
+    """A per-example source: ``source[i]`` decodes the i-th PNG (uint8 ``[H, W, 1]``)."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        from PIL import Image  # noqa: PLC0415
+
+        with Image.open(self.paths[i]) as image:
+            return np.asarray(image)[..., None]
+
+
+def streaming_speed(repeats: int, quick: bool) -> dict:
+    """Examples/s of decoding the PNG files, of the streaming pipeline reading an epoch's
+    segments from their uint8 memmap, and of training the default VAE on the same images."""
+    root = os.path.join(os.path.dirname(DEFAULT_OUTPUT), "benchmark-data")
+    paths, images = fashion_mnist_pngs(os.path.join(root, "fashion_mnist_png"))
+    if quick:
+        paths, images = paths[:7000], images[:7000]
+    files = streaming.StreamedImages(PngFiles(paths), num_threads=4)
+    start = time.perf_counter()
+    from_png = np.round(files.rows(np.arange(len(paths))) * 255).astype(np.uint8)
+    decode_seconds = time.perf_counter() - start
+    if not np.array_equal(from_png, images):
+        raise RuntimeError("The PNG files do not decode to the images written.")
+    cache = os.path.join(root, "fashion_mnist_uint8.npy")
+    np.save(cache, from_png)
+    memmap = np.load(cache, mmap_mode="r", allow_pickle=False)
+
+    config = default_vae.get_config()
+    mesh = parallel.data_mesh()
+    keys = train.run_keys(0)
+    order = train.epoch_order(keys["data"], 0, len(images), config.batch_size)
+    host_order = np.asarray(order)
+    reader = streaming.SegmentReader(streaming.StreamedImages(memmap), mesh)
+    length = min(len(host_order), streaming.max_segment_steps(1, config.batch_size, 28 * 28 * 4))
+
+    def read_epoch():
+        for position in range(0, len(host_order), length):
+            segment, _ = reader.read([host_order[position : position + length]])
+            jax.block_until_ready(segment)
+
+    fns, model = train.model_fns(config, (28, 28, 1))
+    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
+    epoch = train.make_train_epoch(step, fused=True)
+    resident = parallel.shard_rows(images.astype(np.float32) / 255, mesh)
+    holder = {"state": train.create_train_state(model, (28, 28, 1), config, len(order), keys["init"], 0)}
+
+    def train_epoch():
+        holder["state"], metrics_ = epoch(holder["state"], resident, order, keys["train"])
+        jax.block_until_ready(metrics_)
+
+    read_epoch(), train_epoch()  # warm-up (compilation)
+    medians = interleaved_medians({"read": read_epoch, "train": train_epoch}, repeats)
+    reader.close()
+    examples = len(host_order) * config.batch_size
+    return {
+        "png_files": len(paths),
+        "png_decode_examples_per_s": len(paths) / decode_seconds,
+        "streaming_examples_per_s": examples / medians["read"],
+        "streaming_training_examples_per_s": examples / medians["train"],
+        "streaming_over_training": medians["train"] / medians["read"],
+    }
+
+
 def main(argv):
     del argv
     directory = os.path.dirname(os.path.abspath(FLAGS.output))
@@ -374,6 +465,8 @@ def main(argv):
         figures.update(
             sweep_speedup("sweep_small", 1280 if quick else 6400, repeats, side=8, hidden=32, latents=2, batch=32)
         )
+    if "streaming" in FLAGS.parts:
+        figures.update(streaming_speed(repeats, quick))
 
     targets = {
         "fused_epoch": ("examples/s", ">= 36000 (2-core CPU)"),
@@ -394,6 +487,10 @@ def main(argv):
         "sklearn_pca_seconds": ("s", "(reference)"),
         "pca_error": ("sq. error/image", "== sklearn_pca_error"),
         "sklearn_pca_error": ("sq. error/image", "(reference)"),
+        "png_decode_examples_per_s": ("examples/s", "(once: the PNG files to a uint8 .npy, 4 Grain threads)"),
+        "streaming_examples_per_s": ("examples/s", "(the pipeline: an epoch's segments from the .npy memmap)"),
+        "streaming_training_examples_per_s": ("examples/s", "(training configs/vae.py's model, same images)"),
+        "streaming_over_training": ("x", ">= 1.5 (the pipeline never limits training)"),
         **{
             f"{prefix}_{name}": spec
             for prefix, size in (("sweep", "784-400-20"), ("sweep_small", "64-32-2"))

@@ -46,7 +46,18 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from vae_jax import checkpoints, faults, model_figures, objectives, parallel, preemption, segments, selection, train
+from vae_jax import (
+    checkpoints,
+    faults,
+    model_figures,
+    objectives,
+    parallel,
+    preemption,
+    segments,
+    selection,
+    streaming,
+    train,
+)
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import CheckpointError, Interrupted, NonFiniteError, WriteError
 
@@ -252,7 +263,15 @@ def train_members(
     eval_split = "valid" if select else "test"  # the test split is evaluated once, at the end
     fns, model = train.model_fns(config, image_shape)
     evaluate = train.make_evaluate(fns, config.eval_batch_size, mesh)  # every epoch's, and the final one
-    train_images = parallel.shard_rows(splits["train"].images, mesh)  # padded to a multiple of the devices
+    pipeline, why = streaming.choose_pipeline(config.data.pipeline, splits["train"].images.nbytes, mesh)
+    if pipeline == "streaming":
+        train_images = splits["train"].images
+        if not isinstance(train_images, streaming.StreamedImages):
+            train_images = streaming.StreamedImages(train_images, name="train")
+        reader = streaming.SegmentReader(train_images, mesh)
+    else:
+        train_images = parallel.shard_rows(splits["train"].images, mesh)  # padded to a multiple of the devices
+        reader = None
 
     states = initial_states([m.config for m in members], image_shape, total_steps, steps_per_epoch)
     trainings = []
@@ -289,16 +308,24 @@ def train_members(
         mesh.size,
         jax.process_count(),
     )
-    start, stop = parallel.local_rows(train_images)
-    logging.info(
-        "Training images split by rows over the devices: rows %d-%d of %d (padded to %d) on this "
-        "process, %d per device.",
-        start,
-        min(stop, num_train),
-        num_train,
-        len(train_images),
-        len(train_images) // mesh.size,
-    )
+    if reader is None:
+        start, stop = parallel.local_rows(train_images)
+        logging.info(
+            "Training images resident on the devices (%s), split by rows: rows %d-%d of %d (padded to %d) on "
+            "this process, %d per device.",
+            why,
+            start,
+            min(stop, num_train),
+            num_train,
+            len(train_images),
+            len(train_images) // mesh.size,
+        )
+    else:
+        logging.info(
+            "Training images streamed (%s): each segment's rows read from the host, each process reading the "
+            "rows of its own devices, the next segment while the devices train.",
+            why,
+        )
     if several:
         logging.info(
             "%d members trained %s (%s).",
@@ -347,6 +374,7 @@ def train_members(
                     mesh,
                     execution,
                     select,
+                    reader,
                 )
 
         results = []
@@ -379,6 +407,9 @@ def train_members(
             with contextlib.suppress(Exception):
                 t.log.close()
         raise
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 class MembersSegment:
@@ -454,8 +485,10 @@ def _train_epochs(
     mesh: Mesh,
     execution: str,
     select: bool,
+    reader: streaming.SegmentReader | None,
 ) -> None:
-    """The epochs from ``step`` on (see the module docstring)."""
+    """The epochs from ``step`` on (see the module docstring); with a ``reader`` each segment's
+    training images are streamed (`vae_jax.streaming`), else ``train_images`` are resident."""
     several = len(trainings) > 1
     steps_per_epoch = num_train // config.batch_size
     members_segment = MembersSegment(
@@ -466,7 +499,9 @@ def _train_epochs(
         execution,
         mesh,
     )
-    lengths = segments.SegmentLengths(steps_per_epoch, config.segment_seconds)
+    image_bytes = int(np.prod(train_images.shape[1:])) * 4
+    max_steps = None if reader is None else streaming.max_segment_steps(len(trainings), config.batch_size, image_bytes)
+    lengths = segments.SegmentLengths(steps_per_epoch, config.segment_seconds, max_steps)
     start_epoch, position = divmod(step, steps_per_epoch)
     sums = None
     run_start = time.perf_counter()
@@ -497,11 +532,23 @@ def _train_epochs(
             sums = members_segment.zeros(states, train_images)
             if position:  # resumed mid-epoch
                 sums = _resumed_sums(trainings, sums, mesh)
+        host_orders = None if reader is None else [None if o is None else np.asarray(o) for o in orders]
+        prefetched = None  # (position, length, future) of the next streamed segment
         while position < steps_per_epoch:
             length = lengths.next(position)
             segment_start = time.perf_counter()
-            part = [None if o is None else o[position : position + length] for o in orders]
-            states, sums = members_segment(states, sums, going, train_images, part)
+            if reader is None:
+                images = train_images
+                part = _rows(orders, position, length)
+            elif prefetched is not None and prefetched[:2] == (position, length):
+                images, part = prefetched[2].result()
+            else:
+                images, part = reader.read(_rows(host_orders, position, length))
+            states, sums = members_segment(states, sums, going, images, part)
+            following = position + length
+            if reader is not None and following < steps_per_epoch:  # read while the devices train
+                guess = lengths.next(following)
+                prefetched = (following, guess, reader.prefetch(_rows(host_orders, following, guess)))
             jax.block_until_ready(sums)
             lengths.observe(length, time.perf_counter() - segment_start)
             position += length
@@ -556,6 +603,11 @@ def _train_epochs(
         )
         if interrupted:
             _stop(trainings, f"after epoch {epoch + 1}", config, active)
+
+
+def _rows(orders: list, position: int, length: int) -> list:
+    """Each member's order rows ``position .. position + length`` (None stays None)."""
+    return [None if o is None else o[position : position + length] for o in orders]
 
 
 # Key of a mid-epoch checkpoint's metadata that holds the epoch's metric sums so far.

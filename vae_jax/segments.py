@@ -20,11 +20,13 @@ def _power_of_two_at_most(n: int) -> int:
 
 
 class SegmentLengths:
-    """The length of each next segment of an epoch of ``steps_per_epoch`` steps."""
+    """The length of each next segment of an epoch of ``steps_per_epoch`` steps (at most
+    ``max_steps``: a streamed segment's images must fit in memory)."""
 
-    def __init__(self, steps_per_epoch: int, seconds: float):
+    def __init__(self, steps_per_epoch: int, seconds: float, max_steps: int | None = None):
         self.steps_per_epoch, self.seconds = steps_per_epoch, seconds
-        self.length = min(steps_per_epoch, FIRST_LENGTH)
+        self.max_steps = steps_per_epoch if max_steps is None else max(1, min(max_steps, steps_per_epoch))
+        self.length = min(self.max_steps, FIRST_LENGTH)
         self.compiled: set[int] = set()
 
     def next(self, position: int) -> int:
@@ -37,8 +39,8 @@ class SegmentLengths:
         first_call = length not in self.compiled
         self.compiled.add(length)
         fit = int(self.seconds * length / max(seconds, 1e-9))  # steps that take about `self.seconds`
-        if fit >= self.steps_per_epoch:
-            wanted = self.steps_per_epoch
+        if fit >= self.max_steps:
+            wanted = self.max_steps
         else:
             wanted = _power_of_two_at_most(fit)
         if wanted < self.length and first_call:
