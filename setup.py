@@ -19,6 +19,7 @@ setup(
         "tensorboard>=2.15",
         "matplotlib>=3.8",
         "scikit-learn>=1.4",
+        "Pillow>=10",  # decodes folders of PNG/JPEG files and resizes images (vae_jax/image_ops.py)
     ],
     extras_require={
         # tensorflow-datasets route for grey-level MNIST and friends (needs network to download).

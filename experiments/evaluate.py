@@ -3,7 +3,8 @@
 Never trains: it reads the run's `config.json` and restores its latest checkpoint (the
 validation-selected one for runs with ``model_selection=valid``; a run without a checkpoint is
 refused), then reports on the chosen split the importance-sampled NLL (``--num_samples`` k,
-nats per example, with its standard error), the negative ELBO and the active units, and
+nats per example, with its standard error), the negative ELBO and the active units (for the
+discretised likelihoods of 8-bit images also both in bits per dimension), and
 writes them, with the estimate's time in seconds, to ``<workdir>/nll_<split>_k<k>.json``.
 Use ``--split=valid`` for model selection and the test split once per final model.
 Times for k = 1000 on the 10,000 binarised-MNIST test images: docs/results.md, likelihood
@@ -80,6 +81,10 @@ def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: i
         "latents": config.model.latents,
         "seconds": seconds,
     }
+    if "bits_per_dim" in nll:  # a discretised likelihood of 8-bit data: bits per dimension too
+        result["bits_per_dim"] = nll["bits_per_dim"]
+        result["bits_per_dim_standard_error"] = nll["bits_per_dim_standard_error"]
+        result["neg_elbo_bits_per_dim"] = elbo["bits_per_dim"]
     with open(os.path.join(workdir, f"nll_{split}_k{num_samples}.json"), "w") as f:
         json.dump(result, f, indent=2)
     return result

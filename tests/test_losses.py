@@ -833,6 +833,10 @@ class TestStandalone:
             "gaussian_log_likelihood",
             "bernoulli_log_likelihood",
             "squared_error",
+            "discretized_logistic_log_likelihood",
+            "discretized_logistic_mixture_log_likelihood",
+            "discretized_logistic_mixture_mean",
+            "discretized_logistic_mixture_sample",
             "elbo",
             "iwae_bound",
         }

@@ -27,12 +27,25 @@ def default_config() -> ml_collections.ConfigDict:
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "fashion_mnist"  # mnist | fashion_mnist | binarized_mnist | digits
-    config.data.data_dir = ""  # '' -> $VAE_JAX_DATA_DIR, then the usual places
+    # mnist | fashion_mnist | binarized_mnist | digits, or any images (docs/data.md): folder (PNG/JPEG
+    # files in data_dir) | arrays (.npz/.npy at data_dir) | tfds:<name> (a tensorflow-datasets dataset)
+    config.data.name = "fashion_mnist"
+    config.data.data_dir = ""  # '' -> $VAE_JAX_DATA_DIR, then the usual places; folder, arrays: required
     # none (grey levels) | static (one seeded Bernoulli draw when the data are loaded) |
     # dynamic (a fresh Bernoulli draw of every training batch, in the training step)
     config.data.binarize = "none"
     config.data.download = False  # allow tensorflow-datasets to download (needs network)
+    config.data.crop = 0  # side of a centre square crop of every image, in stored pixels (0: none)
+    config.data.image_size = 0  # resize to image_size x image_size (0: keep; non-square: centre square first)
+    config.data.channels = 0  # 1: grey | 3: RGB | 0: as stored
+    # Data without a validation (test) split get one of this fraction of the training images,
+    # held out by split_seed (not config.seed: every seed of a sweep sees the same split).
+    config.data.valid_fraction = 0.0  # 0: no validation split
+    config.data.test_fraction = 0.1
+    config.data.split_seed = 0
+    # auto | resident (the training split on the devices) | streaming (read segment by segment
+    # from the host: vae_jax/streaming.py); auto streams when it would fill over a quarter of a device.
+    config.data.pipeline = "auto"
 
     config.model = ml_collections.ConfigDict()
     config.model.kind = "vae"  # vae | ae | pca
@@ -40,9 +53,18 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.decoder_hidden = (400,)
     config.model.latents = 20
     config.model.activation = "relu"
-    config.model.output_activation = "auto"  # auto: sigmoid means (Gaussian), logits (Bernoulli)
-    config.model.architecture = "mlp"  # mlp | conv (stride-2 convolutions, then the MLP widths)
+    # auto: sigmoid means (Gaussian), logits (Bernoulli), none (the discretised logistics' parameters)
+    config.model.output_activation = "auto"
+    # mlp | conv (stride-2 convolutions, then the MLP widths) | resnet (ResNet stages, then one
+    # dense layer to the latents and from them: encoder_hidden and decoder_hidden are not used)
+    config.model.architecture = "mlp"
     config.model.conv_features = (32, 64)  # conv widths of the encoder (the decoder mirrors them)
+    # resnet: one stage per width, each a stride-2 convolution (x2 upsampling in the decoder)
+    # and resnet_blocks pre-activation residual blocks (two 3x3 convolutions each);
+    # resnet_norm: group (GroupNorm: per example, no batch statistics) | none.
+    config.model.resnet_widths = (64, 128, 256)
+    config.model.resnet_blocks = 2
+    config.model.resnet_norm = "group"
     config.model.decoder_variance = "fixed"  # fixed (c below) | scalar | per_pixel (learned, from c)
     # > 0: autoregressive Bernoulli decoder p(x_i | z, x_<i) (a local PixelCNN head on the decoder):
     config.model.autoregressive_features = 0  # its width (0: factorised decoder, p(x|z) = prod_i p(x_i|z))
@@ -53,8 +75,12 @@ def default_config() -> ml_collections.ConfigDict:
     # encoder's posteriors at learned pseudo-inputs); prior_components of the latter two.
     config.model.prior = "standard_normal"
     config.model.prior_components = 500
+    config.model.mixture_components = 10  # K of likelihood=discretized_logistic_mixture
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
+    # 'discretized_logistic' (a logistic per pixel and channel, discretised to the 256 levels of
+    # 8-bit data) or 'discretized_logistic_mixture' (PixelCNN++'s mixture of model.mixture_components
+    # of them per pixel) for 8-bit images, with bits_per_dim reported beside the nats;
     # 'squared_error' for the deterministic AE / PCA (loss ||x - d(e(x))||^2).
     config.likelihood = "gaussian"
     config.c = 0.05  # decoder variance c of the Gaussian likelihood

@@ -4,7 +4,27 @@
     x = splits["train"].images          # float32 (60000, 28, 28, 1) in [0, 1]
     y = splits["train"].labels          # int32 (60000,), or None (binarized_mnist)
 
-Datasets (`DATASETS`):
+    splits = load_dataset("tfds:celeb_a", crop=140, image_size=64)   # float32 (162770, 64, 64, 3)
+    splits = load_dataset("folder", data_dir="~/faces", test_fraction=0.1, split_seed=0)
+
+Datasets by name (`DATASETS`) are below. Besides them, any images (docs/data.md):
+
+* ``folder``: the PNG/JPEG files of the folder ``data_dir`` (`vae_jax.image_folder`);
+* ``arrays``: ``.npz`` / ``.npy`` arrays at ``data_dir`` (`vae_jax.image_arrays`);
+* ``tfds:<name>``: any tensorflow-datasets image dataset, e.g. ``tfds:cifar10``, from a prepared
+  copy (the TFDS directories of step 4 below) or, with ``download=True``, downloaded into the
+  first of them (`vae_jax.tfds_images`).
+
+Every route's images then go through the same `vae_jax.image_ops.transform`: ``crop`` (side of
+a centre square crop), ``image_size`` (resize to a square of this side) and ``channels`` (1:
+grey, 3: RGB), each 0 to leave the images as stored. A source without a test split (a folder
+without ``test/``, ...) gets one of ``test_fraction`` of its training images; one without a
+validation split gets one of ``valid_fraction`` of them (0: none). Which images are held out
+is fixed by ``split_seed`` alone (`held_out`), and the test images do not depend on
+``valid_fraction``. The named datasets all have test splits; ``valid_fraction`` > 0 carves a
+validation split from MNIST's or Fashion-MNIST's training images too.
+
+Named datasets (`DATASETS`):
 
 * ``mnist``, ``fashion_mnist``: the four standard IDX files
   (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
@@ -40,8 +60,9 @@ If nothing is found a `DataError` is raised at once, listing every place tried a
 to get the data. Every user-facing problem (unknown name, corrupt or truncated files, bad
 values) is a `DataError` (a `ValueError`) whose message names the file or place.
 
-``binarize`` (`BINARIZE_MODES`): ``"none"`` returns the grey levels; ``"static"`` is a static
-binarisation, like the classic statically binarised MNIST: one Bernoulli draw of the grey levels
+``binarize`` (`BINARIZE_MODES`), applied last (after the options and the held-out splits):
+``"none"`` returns the grey levels; ``"static"`` is a static binarisation, like the classic
+statically binarised MNIST: one Bernoulli draw of the grey levels
 per pixel when the data are loaded, with ``np.random.default_rng`` seeded from ``seed`` (one
 independent stream per split), the same fixed draw for the same seed. A *dynamic* binarisation
 (a fresh draw of every training batch) is not the loader's: the trainer does it in the training
@@ -64,11 +85,29 @@ import zlib
 
 import numpy as np
 
+from vae_jax import image_arrays, image_folder, tfds_images
 from vae_jax.errors import DataError
+from vae_jax.image_ops import ImageOptions, transform
 
-__all__ = ["BINARIZE_MODES", "DATASETS", "DataError", "Split", "image_shape", "load_dataset"]
+__all__ = [
+    "BINARIZE_MODES",
+    "DATASETS",
+    "SOURCES",
+    "DataError",
+    "Split",
+    "binarize_static",
+    "check_name",
+    "config_image_shape",
+    "held_out",
+    "image_shape",
+    "load_dataset",
+    "load_kwargs",
+]
 
 DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "digits")
+# Sources of any images: a folder of image files, .npz/.npy arrays, and "tfds:<name>".
+SOURCES = ("folder", "arrays")
+TFDS_PREFIX = "tfds:"
 # What `load_dataset(binarize=...)` accepts. "dynamic" is a config value only (a fresh draw in
 # the training step), refused here with a message that says so.
 BINARIZE_MODES = ("none", "static")
@@ -109,8 +148,8 @@ class Split:
     """One split of a dataset.
 
     Attributes:
-      images: float32 array (N, H, W, 1) with values in [0, 1].
-      labels: int32 array (N,), or None where the dataset has no labels.
+      images: float32 array (N, H, W, C) with values in [0, 1]; C = 1 (grey) or 3 (RGB).
+      labels: int32 array (N,) of class indices >= 0, or None where the dataset has no labels.
     """
 
     images: np.ndarray
@@ -121,9 +160,52 @@ class Split:
 
 
 def image_shape(name: str) -> tuple[int, int, int]:
-    """(H, W, C) of the images of dataset `name`: (28, 28, 1), or (8, 8, 1) for digits."""
-    _check_name(name)
+    """(H, W, C) of the images of dataset `name` as stored: (28, 28, 1), or (8, 8, 1) for digits.
+    Only for `DATASETS`; `config_image_shape` gives any source's, after the crop and resize."""
+    if name not in DATASETS:
+        raise DataError(
+            f"image_shape({name!r}): only the named datasets ({', '.join(DATASETS)}) have a fixed shape; "
+            "config_image_shape(config.data) gives any source's."
+        )
     return (8, 8, 1) if name == "digits" else (28, 28, 1)
+
+
+def load_kwargs(data_config) -> dict:
+    """`load_dataset`'s keyword arguments (but ``binarize`` and ``seed``) from ``config.data``."""
+    return dict(
+        data_dir=data_config.data_dir or None,
+        download=data_config.download,
+        crop=data_config.crop,
+        image_size=data_config.image_size,
+        channels=data_config.channels,
+        valid_fraction=data_config.valid_fraction,
+        test_fraction=data_config.test_fraction,
+        split_seed=data_config.split_seed,
+    )
+
+
+def config_image_shape(data_config) -> tuple[int, int, int]:
+    """(H, W, C) of the images ``config.data`` loads, after its crop, resize and channels, without
+    loading them: from the name, or the options, or else the first image's (folder), the array
+    header (arrays) or the feature description (tfds) of the stored data."""
+    check_name(data_config.name)
+    options = ImageOptions(data_config.crop, data_config.image_size, data_config.channels)
+    name, data_dir = data_config.name, data_config.data_dir or None
+    if name in DATASETS:
+        stored = image_shape(name)
+    elif options.image_size and options.channels:
+        return (options.image_size, options.image_size, options.channels)
+    elif name == "folder":
+        stored = image_folder.first_image_shape(_required_dir(name, data_dir))
+    elif name == "arrays":
+        stored = image_arrays.stored_shape(_required_dir(name, data_dir))
+    else:
+        tfds_name = name[len(TFDS_PREFIX) :]
+        tfds_dir, _ = _prepared_tfds_dir(tfds_name, data_dir)
+        if tfds_dir is None:
+            tfds_dir = _tfds_dirs(data_dir)[0]
+        stored = tfds_images.stored_shape(tfds_name, tfds_dir)
+    return options.output_shape(*stored)
 
 
 def load_dataset(
@@ -133,22 +215,37 @@ def load_dataset(
     binarize: str = "none",
     download: bool = False,
     seed: int = 0,
+    crop: int = 0,
+    image_size: int = 0,
+    channels: int = 0,
+    valid_fraction: float = 0.0,
+    test_fraction: float = 0.1,
+    split_seed: int = 0,
 ) -> dict[str, Split]:
     """Loads dataset `name` as {'train', ['valid',] 'test'} -> `Split` (see module docstring).
 
     Args:
-      name: one of `DATASETS`.
+      name: one of `DATASETS`, one of `SOURCES` (``folder``, ``arrays``) or ``tfds:<name>``.
       data_dir: directory holding the files (also searched: `data_dir/<name>`); when None,
-        `$VAE_JAX_DATA_DIR` is used instead if set.
+        `$VAE_JAX_DATA_DIR` is used instead if set. For ``folder`` and ``arrays``: the folder
+        or file of the images (required).
       binarize: "none" (grey levels in [0, 1]) or "static" (one fixed Bernoulli draw of
         the grey levels, seeded by `seed`); see `BINARIZE_MODES`.
       download: allow tensorflow-datasets to download the data when no local copy exists.
       seed: seed of the static binarisation (does not affect the splits).
+      crop: side of a centre square crop of every image (0: none).
+      image_size: side of the square every image is resized to (0: keep the size).
+      channels: 1 (grey), 3 (RGB) or 0 (as stored).
+      valid_fraction: where the data have no validation split, this fraction of the training
+        images becomes one (0: no validation split).
+      test_fraction: where the data have no test split, this fraction of the training images
+        becomes one.
+      split_seed: seed of the images held out by the two fractions (`held_out`).
 
     Raises:
       DataError: unknown name or binarize mode, data not found, or invalid files/values.
     """
-    _check_name(name)
+    check_name(name)
     if binarize == "dynamic":
         raise DataError(
             'binarize="dynamic" is not a load-time mode: dynamic binarisation (a fresh Bernoulli draw '
@@ -160,25 +257,97 @@ def load_dataset(
         raise DataError(
             f"binarize={binarize!r} is not supported; allowed values: " + ", ".join(repr(m) for m in BINARIZE_MODES)
         )
+    options = ImageOptions(crop, image_size, channels)
     if name == "digits":
         splits = _load_digits()
-    else:
+    elif name in DATASETS:
         splits = _load_files_or_tfds(name, data_dir=data_dir, download=download)
+    else:
+        splits = _load_source(name, data_dir=data_dir, download=download, options=options)
+    if name in DATASETS and not options.identity:
+        splits = {k: Split(transform(s.images, options, f"{name} [{k}]"), s.labels) for k, s in splits.items()}
+    splits = _hold_out(splits, name, valid_fraction=valid_fraction, test_fraction=test_fraction, split_seed=split_seed)
     if binarize == "static" and name != "binarized_mnist":
         splits = _binarize_static(splits, seed)
     return splits
 
 
+def held_out(num_images: int, *, valid: int, test: int, split_seed: int) -> tuple[np.ndarray, ...]:
+    """Sorted indices (train, valid, test) of ``num_images`` training images of which ``valid``
+    and ``test`` are held out: one permutation drawn from ``split_seed`` (numpy's PCG64), its first
+    ``test`` entries the test images, the next ``valid`` the validation images; so the test images
+    do not depend on ``valid``."""
+    order = np.random.default_rng(split_seed).permutation(num_images)
+    parts = order[test + valid :], order[test : test + valid], order[:test]
+    return tuple(np.sort(p) for p in parts)
+
+
+def _hold_out(
+    splits: dict[str, Split], name: str, *, valid_fraction: float, test_fraction: float, split_seed: int
+) -> dict[str, Split]:
+    """``splits`` with a test split (and a validation split when ``valid_fraction`` > 0) taken
+    from the training images where the data have none."""
+    for key, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise DataError(f"{key}={value!r}: expected a fraction in [0, 1).")
+    take_test = "test" not in splits
+    take_valid = "valid" not in splits and valid_fraction > 0
+    if not (take_test or take_valid):
+        return splits
+    train = splits["train"]
+    n = len(train)
+    if take_test and test_fraction == 0:
+        raise DataError(
+            f"{name} has no test split: hold out some training images with --config.data.test_fraction=0.1 "
+            "(load_dataset(..., test_fraction=0.1)), or give the test images (docs/data.md)."
+        )
+    num_test = max(1, round(test_fraction * n)) if take_test else 0
+    num_valid = max(1, round(valid_fraction * n)) if take_valid else 0
+    if num_test + num_valid >= n:
+        raise DataError(
+            f"{name}: {n} training images are too few to hold out {num_test} test and {num_valid} validation "
+            "images; give more images or smaller --config.data.test_fraction / --config.data.valid_fraction."
+        )
+    parts = held_out(n, valid=num_valid, test=num_test, split_seed=split_seed)
+    taken = {"train": parts[0], "valid": parts[1], "test": parts[2]}
+
+    def subset(key: str) -> Split:
+        index = taken[key]
+        return Split(train.images[index], None if train.labels is None else train.labels[index])
+
+    out = {"train": subset("train")}
+    for key in ("valid", "test"):
+        if key in splits:
+            out[key] = splits[key]
+        elif len(taken[key]):
+            out[key] = subset(key)
+    return out
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        raise DataError(f"Unknown dataset {name!r}; available datasets: " + ", ".join(DATASETS))
+def check_name(name: str) -> None:
+    """`DataError` unless ``name`` is one of `DATASETS`, `SOURCES` or ``tfds:<name>``."""
+    if name in DATASETS or name in SOURCES:
+        return
+    if isinstance(name, str) and name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+        return
+    raise DataError(
+        f"Unknown dataset {name!r}; available datasets: "
+        + ", ".join(DATASETS + SOURCES)
+        + f", or {TFDS_PREFIX}<name> for a tensorflow-datasets image dataset (e.g. {TFDS_PREFIX}cifar10)."
+    )
 
 
 def _expand(path: str) -> str:
     return os.path.abspath(os.path.expanduser(os.path.expandvars(str(path))))
+
+
+def binarize_static(splits: dict[str, Split], seed: int) -> dict[str, Split]:
+    """One seeded Bernoulli draw of the grey levels of each split (``binarize="static"``); a
+    split's draw depends on its name and ``seed`` only, not on the other splits passed."""
+    return _binarize_static(splits, seed)
 
 
 def _binarize_static(splits: dict[str, Split], seed: int) -> dict[str, Split]:
@@ -600,4 +769,72 @@ def _load_tfds(name: str, *, tfds_dir: str, download: bool, tried: list[str]) ->
             images = _to_unit(images)
         labels = arr.get("label") if name != "binarized_mnist" else None
         out[split] = _validate(images, labels, name=name, where=split_where)
+    return out
+
+
+# ----------------------------------------------------------------------------- any images
+
+
+def _required_dir(name: str, data_dir: str | None) -> str:
+    if not data_dir:
+        what = (
+            "the folder of PNG/JPEG files" if name == "folder" else "the .npz or .npy file, or a folder of .npy files"
+        )
+        raise DataError(
+            f"--config.data.name={name} needs --config.data.data_dir=PATH, {what} (load_dataset(..., data_dir=PATH); "
+            "docs/data.md)."
+        )
+    return _expand(data_dir)
+
+
+def _prepared_tfds_dir(tfds_name: str, data_dir: str | None) -> tuple[str | None, list[str]]:
+    """(the first TFDS directory holding a prepared copy of ``tfds_name`` or None, places tried)."""
+    folder = tfds_name.split(":")[0].split("/")[0]
+    tried = []
+    for tfds_dir in _tfds_dirs(data_dir):
+        if _tfds_prepared(tfds_dir, folder):
+            return tfds_dir, tried
+        tried.append(f"{os.path.join(tfds_dir, folder)} (no prepared tensorflow-datasets copy)")
+    return None, tried
+
+
+def _tfds_not_found(tfds_name: str, tried: list[str], data_dir: str | None) -> str:
+    first = _tfds_dirs(data_dir)[0]
+    lines = [f"Dataset '{TFDS_PREFIX}{tfds_name}' not found.", "Places tried:"]
+    lines += [f"  - {t}" for t in tried]
+    lines.append("  - tensorflow-datasets download: not attempted (download=False)")
+    lines += [
+        "Ways to get it:",
+        f"  (1) {_PIP_TFDS} and run with --config.data.download=True (download=True), with network access; "
+        f"tensorflow-datasets then stores it under {first};",
+        f"  (2) prepare it where there is network (tfds.builder({tfds_name!r}).download_and_prepare()) and copy "
+        "its folder from that machine's ~/tensorflow_datasets into one of the places above.",
+    ]
+    return "\n".join(lines)
+
+
+def _load_source(name: str, *, data_dir: str | None, download: bool, options: ImageOptions) -> dict[str, Split]:
+    """The splits of a `SOURCES` name or ``tfds:<name>``, with ``options`` applied."""
+    if name == "folder":
+        where = _required_dir(name, data_dir)
+        raw = image_folder.load_folder(where, options)
+    elif name == "arrays":
+        where = _required_dir(name, data_dir)
+        raw = image_arrays.load_arrays(where, options)
+    else:
+        tfds_name = name[len(TFDS_PREFIX) :]
+        tfds_dir, tried = _prepared_tfds_dir(tfds_name, data_dir)
+        prepared = tfds_dir is not None
+        if not prepared and not download:
+            raise DataError(_tfds_not_found(tfds_name, tried, data_dir))
+        tfds_dir = tfds_dir if prepared else _tfds_dirs(data_dir)[0]
+        where = f"tensorflow-datasets {tfds_name!r} in {tfds_dir}"
+        raw = tfds_images.load_tfds_images(tfds_name, tfds_dir=tfds_dir, download=not prepared, options=options)
+    out = {}
+    for split, (images, labels) in raw.items():
+        if images.ndim != 4 or images.shape[0] == 0 or images.dtype != np.float32:
+            raise DataError(f"{where} [{split}]: no images (got an array of shape {images.shape}).")
+        if labels is not None and labels.shape != (images.shape[0],):
+            raise DataError(f"{where} [{split}]: {labels.shape} labels for {images.shape[0]} images.")
+        out[split] = Split(images=images, labels=labels)
     return out

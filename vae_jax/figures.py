@@ -13,11 +13,14 @@ from matplotlib.figure import Figure
 
 
 def tile(images: np.ndarray, columns: int) -> np.ndarray:
-    """Tiles ``[n, H, W, 1]`` (or ``[n, H, W]``) images into one ``[rows*H, columns*W]`` array."""
-    images = np.asarray(images).reshape(images.shape[0], images.shape[1], images.shape[2])
-    n, height, width = images.shape
+    """Tiles ``[n, H, W, 1]`` (or ``[n, H, W]``) images into one ``[rows*H, columns*W]`` array;
+    colour images ``[n, H, W, 3]`` into one ``[rows*H, columns*W, 3]`` array."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    n, height, width = images.shape[:3]
     rows = -(-n // columns)
-    canvas = np.ones((rows * height, columns * width), images.dtype)
+    canvas = np.ones((rows * height, columns * width, *images.shape[3:]), images.dtype)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = image

@@ -48,7 +48,7 @@ import numpy as np
 from jax import lax
 from jax.tree_util import Partial
 
-from vae_jax import chunks, losses, objectives
+from vae_jax import chunks, losses, models, objectives
 
 __all__ = [
     "importance_sampled_log_likelihood",
@@ -278,13 +278,16 @@ def vae_log_likelihood(
     is traced: calling again with new parameters of the same model reuses the compiled
     program. For grey-level images the Gaussian log p(x) is a density (it may be positive) and
     the Bernoulli one is the usual unnormalised relaxation. Returns the same dict (nats per
-    example); the randomness is as documented there.
+    example); the randomness is as documented there. For the discretised likelihoods of 8-bit
+    data ('discretized_logistic', 'discretized_logistic_mixture'; a probability of discrete
+    values) it adds ``'bits_per_dim'`` (the NLL over ``D ln 2``, ``D`` values per image,
+    `objectives.bits_per_dim`) and its ``'bits_per_dim_standard_error'``.
     """
     likelihood = config.likelihood
     c = float(config.c) if likelihood == "gaussian" else None
     spec = _LikelihoodConfig(likelihood, c)
     standard_prior = model.prior == "standard_normal"
-    return importance_sampled_log_likelihood(
+    result = importance_sampled_log_likelihood(
         Partial(_VAEEncode(model), params),
         Partial(_VAELogLikelihood(model, spec), params),
         images,
@@ -294,6 +297,11 @@ def vae_log_likelihood(
         data_chunk=data_chunk,
         log_prior=None if standard_prior else Partial(_VAELogPrior(model), params),
     )
+    if likelihood in models.DISCRETIZED_LIKELIHOODS:
+        dims = math.prod(np.shape(images)[1:])
+        result["bits_per_dim"] = objectives.bits_per_dim(result["nll"], dims)
+        result["bits_per_dim_standard_error"] = objectives.bits_per_dim(result["standard_error"], dims)
+    return result
 
 
 # ----------------------------------------------------------------------------- active units

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import figures
+from vae_jax import figures, models
 
 
 def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> None:
@@ -30,7 +30,13 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
     else:
         noise = jax.random.normal(key, (64, codes.shape[1]))
         latents, title = codes.mean(0) + codes.std(0) * noise, f"{decoded} samples of N(code mean, code std)"
-    figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(fns.decode_image(params, latents)), title)
+    if config.likelihood in models.DISCRETIZED_LIKELIHOODS and fns.sample_images is not None:
+        # 8-bit likelihoods: images drawn from p(x|z) (their means are blurred averages of levels).
+        images = fns.sample_images(params, jax.random.fold_in(key, 1), latents)
+        title = f"x ~ p(x|z), {title.replace('decoded samples', 'z drawn')}"
+    else:
+        images = fns.decode_image(params, latents)
+    figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(images), title)
 
     if codes.shape[1] == 2:
         labels = None if test.labels is None else test.labels[: len(codes)]

@@ -1,12 +1,15 @@
-"""Flax Linen models: MLP encoders and decoders, a deterministic autoencoder and a VAE.
+"""Flax Linen models: MLP, convolutional and ResNet encoders and decoders, a deterministic
+autoencoder and a VAE.
 
 All modules are pure: ``params = model.init(...)``, ``model.apply(params, ...)``. Inputs are
-images ``[batch, H, W, C]`` (any trailing shape), flattened inside the encoder; decoders
-return ``[batch, *output_shape]``.
+images ``[batch, H, W, C]`` (any trailing shape for the MLP), flattened inside the encoder;
+decoders return ``[batch, H, W, P]`` with ``P`` numbers per pixel (`likelihood_parameters`).
 
 The decoder's raw output is the mean f(z) of a Gaussian p(x|z) = N(f(z), cI) when
 ``output_activation='sigmoid'`` (grey levels in [0, 1]), or the logits of a Bernoulli
-p(x|z) when ``output_activation='none'`` (binary data; the loss applies the sigmoid).
+p(x|z) when ``output_activation='none'`` (binary data; the loss applies the sigmoid). For
+8-bit data, a VAE's decoder outputs the parameters of a discretised logistic (mixture) per
+pixel (`split_likelihood_parameters`), with ``P`` = 2C or ``K (1 + 2C + C (C - 1) / 2)``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "elu": nn.elu,
     "sigmoid": nn.sigmoid,
+    "silu": nn.silu,
     "none": lambda x: x,
 }
 
@@ -126,6 +130,119 @@ class ConvDecoder(nn.Module):
         return activation(self.output_activation)(out)
 
 
+RESNET_NORMS = ("group", "none")
+
+
+def group_norm_groups(width: int) -> int:
+    """GroupNorm's number of groups for ``width`` channels: gcd(32, width) (32 groups as in
+    Wu & He 2018 when it divides the width, else the largest power of two that does)."""
+    return math.gcd(32, width)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-activation residual block (He et al. 2016): ``x + conv(act(norm(conv(act(norm(x))))))``,
+    two 3x3 convolutions of ``width`` channels (the input has ``width`` channels).
+
+    ``norm`` 'group' is GroupNorm (`group_norm_groups`), 'none' no normalisation. The second
+    convolution starts at zero, so each block starts as the identity and a deep stack trains
+    like a shallow one at first (as the zero-initialised last BatchNorm scale of Goyal et al.
+    2017)."""
+
+    width: int
+    activation: str = "relu"
+    norm: str = "group"
+
+    def _normalise(self, h: jax.Array, name: str) -> jax.Array:
+        if self.norm == "none":
+            return h
+        return nn.GroupNorm(num_groups=group_norm_groups(h.shape[-1]), name=name)(h)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation(self.activation)
+        h = nn.Conv(self.width, (3, 3), name="conv1")(act(self._normalise(x, "norm1")))
+        h = nn.Conv(self.width, (3, 3), kernel_init=nn.initializers.zeros, name="conv2")(
+            act(self._normalise(h, "norm2"))
+        )
+        return x + h
+
+
+def resnet_coarse_shape(image_shape: Sequence[int], stages: int) -> tuple[int, int]:
+    """The side lengths of a `ResNetEncoder`'s last feature map (and of the map a
+    `ResNetDecoder` starts from) for images of ``image_shape`` ``(H, W, C)``: each stage halves
+    them, rounding up ('SAME' padding), so any size works; the decoder crops its output."""
+    height, width = image_shape[:2]
+    return -(-height // 2**stages), -(-width // 2**stages)
+
+
+class ResNetEncoder(nn.Module):
+    """Image -> ResNet stages -> flatten -> dense heads ``(mean, logvar)`` (or a point code).
+
+    Stage ``i`` (one per entry of ``widths``): a stride-2 3x3 convolution to ``widths[i]``
+    channels (halving the sides, rounding up: odd sides are padded), then ``blocks``
+    `ResidualBlock` s. The last feature map (`resnet_coarse_shape`) goes through
+    ``act(norm(.))`` and is flattened into the dense heads. Inputs in [0, 1] are shifted to
+    [-1, 1] first."""
+
+    widths: Sequence[int]
+    blocks: int
+    latents: int
+    activation: str = "relu"
+    norm: str = "group"
+    gaussian: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array):
+        h = 2.0 * x - 1.0
+        for stage, width in enumerate(self.widths):
+            h = nn.Conv(width, (3, 3), strides=(2, 2), name=f"down{stage}")(h)
+            for block in range(self.blocks):
+                h = ResidualBlock(width, self.activation, self.norm, name=f"stage{stage}_block{block}")(h)
+        if self.norm == "group":
+            h = nn.GroupNorm(num_groups=group_norm_groups(h.shape[-1]), name="norm_out")(h)
+        h = activation(self.activation)(h).reshape(h.shape[0], -1)
+        mean = nn.Dense(self.latents, name="mean")(h)
+        if not self.gaussian:
+            return mean
+        return mean, nn.Dense(self.latents, name="logvar")(h)
+
+
+class ResNetDecoder(nn.Module):
+    """Latent -> dense -> the coarse feature map -> ResNet stages -> output head, cropped.
+
+    The mirror of `ResNetEncoder`: a dense layer to the ``resnet_coarse_shape`` map with
+    ``widths[-1]`` channels, then, for the widths in reverse order, ``blocks``
+    `ResidualBlock` s followed by a 2x nearest-neighbour upsampling and a 3x3 convolution to
+    the next (smaller) width (``widths[0]`` after the last stage): upsampling then convolving
+    avoids the checkerboard artefacts of strided transposed convolutions (Odena et al.
+    2016). The head is ``act(norm(.))`` and a 3x3 convolution to ``output_shape[-1]``
+    channels (the likelihood's parameters per pixel), then ``output_activation``; the map,
+    ``2 ** stages`` times the coarse one, is cropped to ``output_shape``."""
+
+    widths: Sequence[int]
+    blocks: int
+    output_shape: Sequence[int]
+    activation: str = "relu"
+    norm: str = "group"
+    output_activation: str = "none"
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        height, width, channels = self.output_shape
+        stages = len(self.widths)
+        coarse = (*resnet_coarse_shape(self.output_shape, stages), self.widths[-1])
+        h = nn.Dense(math.prod(coarse), name="to_map")(z).reshape((z.shape[0], *coarse))
+        for stage in reversed(range(stages)):
+            for block in range(self.blocks):
+                h = ResidualBlock(self.widths[stage], self.activation, self.norm, name=f"stage{stage}_block{block}")(h)
+            h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest-neighbour, x2
+            h = nn.Conv(self.widths[max(stage - 1, 0)], (3, 3), name=f"up{stage}")(h)
+        if self.norm == "group":
+            h = nn.GroupNorm(num_groups=group_norm_groups(h.shape[-1]), name="norm_out")(h)
+        out = nn.Conv(channels, (3, 3), name="out")(activation(self.activation)(h))[:, :height, :width, :]
+        return activation(self.output_activation)(out)
+
+
 def causal_offsets(kernel_size: int) -> list[tuple[int, int]]:
     """The ``(row, column)`` offsets of a ``k x k`` window strictly before its centre in raster
     order: the rows above, and the pixels to the left in the centre row (PixelCNN's mask A)."""
@@ -203,8 +320,69 @@ class AutoregressiveDecoder(nn.Module):
         return self.logits(self.latent_features(z), x)
 
 
+DISCRETIZED_LIKELIHOODS = ("discretized_logistic", "discretized_logistic_mixture")
+
+
+def likelihood_parameters(likelihood: str, channels: int, mixture_components: int = 10) -> int:
+    """How many numbers per pixel a decoder outputs for ``likelihood`` on ``channels``-channel
+    images (`split_likelihood_parameters` gives them their meaning): one per channel for
+    'gaussian' (the mean), 'bernoulli' (the logit) and 'squared_error'; two per channel for
+    'discretized_logistic' (mean and log-scale); ``K (1 + 2C + C (C - 1) / 2)`` for
+    'discretized_logistic_mixture' with ``K = mixture_components`` (per component: its logit
+    weight, a mean and a log-scale per channel, and PixelCNN++'s coefficients of the
+    channels' dependence on the previous ones)."""
+    if likelihood == "discretized_logistic":
+        return 2 * channels
+    if likelihood == "discretized_logistic_mixture":
+        return mixture_components * (1 + 2 * channels + channels * (channels - 1) // 2)
+    return channels
+
+
+def split_likelihood_parameters(likelihood: str, output: jax.Array, channels: int) -> dict[str, jax.Array]:
+    """The parameters of p(x|z) in a decoder's ``output`` ``[..., H, W, P]`` for ``channels``-
+    channel images, as keyword arguments of the `vae_jax.losses` functions.
+
+    'discretized_logistic': ``mean`` and ``log_scale``, each ``[..., H, W, C]`` (the first C
+    outputs of a pixel, then the next C). 'discretized_logistic_mixture' with ``K``
+    components (``P = K (1 + 2C + C (C - 1) / 2)``, see `likelihood_parameters`):
+    ``logit_weights`` ``[..., H, W, K]`` (the first K), then ``means`` and ``log_scales``
+    ``[..., H, W, C, K]`` (C K each, channel-major), then ``coefficients``
+    ``[..., H, W, C (C - 1) / 2, K]`` through ``tanh`` as in PixelCNN++ (None for one channel).
+    """
+    if likelihood == "discretized_logistic":
+        if output.shape[-1] != 2 * channels:
+            raise ValueError(
+                f"A discretized_logistic decoder outputs {2 * channels} values per pixel, got {output.shape}."
+            )
+        return {"mean": output[..., :channels], "log_scale": output[..., channels:]}
+    if likelihood != "discretized_logistic_mixture":
+        raise ValueError(f"{likelihood!r} has no parameters to split.")
+    coefficients = channels * (channels - 1) // 2
+    per_component = 1 + 2 * channels + coefficients
+    if output.shape[-1] % per_component:
+        raise ValueError(
+            f"A discretized_logistic_mixture decoder for {channels}-channel images outputs a multiple of "
+            f"{per_component} values per pixel, got {output.shape}."
+        )
+    k = output.shape[-1] // per_component
+    pixel = output.shape[:-1]
+    split = {
+        "logit_weights": output[..., :k],
+        "means": output[..., k : k + channels * k].reshape(*pixel, channels, k),
+        "log_scales": output[..., k + channels * k : k + 2 * channels * k].reshape(*pixel, channels, k),
+        "coefficients": None,
+    }
+    if coefficients:
+        split["coefficients"] = jnp.tanh(output[..., k + 2 * channels * k :].reshape(*pixel, coefficients, k))
+    return split
+
+
 def make_encoder(module, gaussian: bool) -> nn.Module:
     """The encoder of an `Autoencoder` or `VAE` ``module`` (by its ``architecture``)."""
+    if module.architecture == "resnet":
+        return ResNetEncoder(
+            module.resnet_widths, module.resnet_blocks, module.latents, module.activation, module.resnet_norm, gaussian
+        )
     if module.architecture == "conv":
         return ConvEncoder(module.conv_features, module.encoder_hidden, module.latents, module.activation, gaussian)
     return Encoder(module.encoder_hidden, module.latents, module.activation, gaussian=gaussian)
@@ -214,12 +392,25 @@ def make_decoder(module) -> nn.Module:
     """The decoder of an `Autoencoder` or `VAE` ``module`` (by its ``architecture``), wrapped in
     an `AutoregressiveDecoder` when ``module.autoregressive_features`` > 0."""
     autoregressive = getattr(module, "autoregressive_features", 0) > 0
-    output_shape = module.output_shape
+    # One output per pixel and channel, or the likelihood's parameters per pixel.
+    parameters = likelihood_parameters(
+        getattr(module, "likelihood", "gaussian"), module.output_shape[-1], getattr(module, "mixture_components", 10)
+    )
+    output_shape = (*module.output_shape[:-1], parameters)
     output_activation = module.output_activation
     if autoregressive:  # the base decoder emits a feature map of z, mixed per pixel later
         output_shape = (*module.output_shape[:-1], module.autoregressive_z_features)
         output_activation = module.activation
-    if module.architecture == "conv":
+    if module.architecture == "resnet":
+        base = ResNetDecoder(
+            module.resnet_widths,
+            module.resnet_blocks,
+            output_shape,
+            module.activation,
+            module.resnet_norm,
+            output_activation,
+        )
+    elif module.architecture == "conv":
         base = ConvDecoder(
             tuple(reversed(module.conv_features)),
             module.decoder_hidden,
@@ -249,8 +440,11 @@ class _EncoderDecoder(nn.Module):
     output_shape: Sequence[int]
     activation: str = "relu"
     output_activation: str = "sigmoid"
-    architecture: str = "mlp"  # mlp | conv
+    architecture: str = "mlp"  # mlp | conv | resnet
     conv_features: Sequence[int] = (32, 64)
+    resnet_widths: Sequence[int] = (64, 128, 256)  # one ResNet stage per width (architecture='resnet')
+    resnet_blocks: int = 2  # residual blocks per stage
+    resnet_norm: str = "group"  # group | none
 
 
 class Autoencoder(_EncoderDecoder):
@@ -300,6 +494,9 @@ class VAE(_EncoderDecoder):
     autoregressive_z_features: int = 4
     prior: str = "standard_normal"  # standard_normal | mixture | vamp
     prior_components: int = 500
+    # p(x|z): what the decoder outputs per pixel (`likelihood_parameters`).
+    likelihood: str = "gaussian"  # gaussian | bernoulli | discretized_logistic | discretized_logistic_mixture
+    mixture_components: int = 10  # K of discretized_logistic_mixture
 
     def setup(self):
         self.encoder = make_encoder(self, gaussian=True)
@@ -320,7 +517,7 @@ class VAE(_EncoderDecoder):
     def __call__(self, x: jax.Array, rng: jax.Array):
         """Encodes, samples z = mean + std * xi with ``rng``, decodes.
 
-        Returns ``(decoder_output, mean, logvar)``; shapes ``[b, *output_shape]``, ``[b, latents]``.
+        Returns ``(decoder_output, mean, logvar)``; shapes ``[b, H, W, P]`` (see `decode`), ``[b, latents]``.
         """
         mean, logvar = self.encode(x)
         z = losses.reparameterize(rng, mean, logvar)
@@ -336,7 +533,8 @@ class VAE(_EncoderDecoder):
         return self.encoder(x)
 
     def decode(self, z: jax.Array, x: jax.Array | None = None) -> jax.Array:
-        """The parameters of p(x|z) ``[b, *output_shape]``. An autoregressive decoder needs the
+        """The parameters of p(x|z) ``[b, H, W, P]`` (P: `likelihood_parameters`, C for the Gaussian
+        and Bernoulli likelihoods). An autoregressive decoder needs the
         image ``x`` too: each pixel's logit is conditioned on the pixels before it in ``x``."""
         if not self.autoregressive:
             return self.decoder(z)
@@ -388,10 +586,11 @@ class VAE(_EncoderDecoder):
 
 
 def output_activation_for(likelihood: str, requested: str = "auto") -> str:
-    """Decoder output activation: logits for Bernoulli, sigmoid means for grey levels."""
+    """Decoder output activation: logits for Bernoulli, sigmoid means for grey levels, none
+    (unbounded means, log-scales and logits) for the discretised logistics."""
     if requested != "auto":
         return requested
-    return "none" if likelihood == "bernoulli" else "sigmoid"
+    return "none" if likelihood == "bernoulli" or likelihood in DISCRETIZED_LIKELIHOODS else "sigmoid"
 
 
 def build_model(
@@ -411,6 +610,9 @@ def build_model(
         output_activation=output_activation_for(likelihood, model_config.output_activation),
         architecture=model_config.architecture,
         conv_features=tuple(model_config.conv_features),
+        resnet_widths=tuple(model_config.resnet_widths),
+        resnet_blocks=model_config.resnet_blocks,
+        resnet_norm=model_config.resnet_norm,
     )
     if model_config.kind == "vae":
         return VAE(
@@ -423,6 +625,8 @@ def build_model(
             autoregressive_z_features=model_config.autoregressive_z_features,
             prior=model_config.prior,
             prior_components=model_config.prior_components,
+            likelihood=likelihood,
+            mixture_components=model_config.mixture_components,
         )
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)

@@ -3,18 +3,21 @@
 Every model kind (VAE, autoencoder, PCA) is reduced to the same small interface,
 `ModelFns`, so that the trainer, the evaluation and the figures never branch on the kind.
 All metrics are per example: nats per example for likelihood terms, summed squared error
-per image for reconstructions (``mse`` is that divided by the number of pixels).
+per image for reconstructions (``mse`` is that divided by the number of pixels). For the
+discretised likelihoods of 8-bit data a VAE also reports ``bits_per_dim``, its negative ELBO
+in bits per pixel and channel (`bits_per_dim`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from vae_jax import losses
+from vae_jax import losses, models
 from vae_jax import pca as pca_lib
 
 Params = Any
@@ -57,6 +60,8 @@ class ModelFns(NamedTuple):
     diagnostics: metrics reported by evaluation only; the training step leaves them out
         (and so never computes them).
     sample_prior(params, key, num) -> ``[num, latents]`` draws from the prior (VAEs), or None.
+    sample_images(params, key, z) -> ``[b, *image_shape]`` draws x ~ p(x|z) in [0, 1] (a VAE with
+        a factorised decoder, `sample_images`), or None; `decode_image` is the mean instead.
     """
 
     per_example_metrics: Callable[..., dict[str, jax.Array]]
@@ -65,6 +70,7 @@ class ModelFns(NamedTuple):
     standard_normal_prior: bool
     diagnostics: tuple[str, ...] = ()
     sample_prior: Callable[[Params, jax.Array, int], jax.Array] | None = None
+    sample_images: Callable[[Params, jax.Array, jax.Array], jax.Array] | None = None
 
 
 def _flat(x: jax.Array) -> jax.Array:
@@ -81,17 +87,81 @@ def decoder_variance(model, params, c: ArrayLike) -> ArrayLike:
 
 def log_likelihood(likelihood: str, x: jax.Array, decoder_output: jax.Array, variance: ArrayLike = None) -> jax.Array:
     """log p(x|z) ``[b]`` in nats per example for ``likelihood`` 'gaussian' (``variance``: the
-    scalar c, or `decoder_variance`) or 'bernoulli' (``variance`` unused)."""
+    scalar c, or `decoder_variance`), 'bernoulli', 'discretized_logistic' or
+    'discretized_logistic_mixture' (``variance`` unused; ``x`` ``[b, H, W, C]`` in [0, 1] on the
+    8-bit grid k / 255, ``decoder_output`` ``[b, H, W, P]`` as `models.split_likelihood_parameters`
+    reads it)."""
     if likelihood == "gaussian":
         return losses.gaussian_log_likelihood(_flat(x), _flat(decoder_output), variance=variance)
     if likelihood == "bernoulli":
         return losses.bernoulli_log_likelihood(_flat(x), _flat(decoder_output))
-    raise ValueError(f"A VAE needs likelihood 'gaussian' or 'bernoulli', got {likelihood!r}.")
+    if likelihood == "discretized_logistic":
+        parameters = models.split_likelihood_parameters(likelihood, decoder_output, x.shape[-1])
+        return losses.discretized_logistic_log_likelihood(x, **parameters, event_ndims=x.ndim - 1)
+    if likelihood == "discretized_logistic_mixture":
+        parameters = models.split_likelihood_parameters(likelihood, decoder_output, x.shape[-1])
+        return losses.discretized_logistic_mixture_log_likelihood(x, **parameters, event_ndims=x.ndim - 1)
+    raise ValueError(
+        f"A VAE needs likelihood 'gaussian', 'bernoulli', 'discretized_logistic' or "
+        f"'discretized_logistic_mixture', got {likelihood!r}."
+    )
 
 
-def to_image(likelihood: str, decoder_output: jax.Array) -> jax.Array:
-    """The decoder's mean image in [0, 1] (sigmoid of Bernoulli logits)."""
-    return jax.nn.sigmoid(decoder_output) if likelihood == "bernoulli" else decoder_output
+def bits_per_dim(nats: ArrayLike, num_dims: int) -> ArrayLike:
+    """A negative log-likelihood (or bound) of ``num_dims`` discrete values in nats, in bits per
+    dimension: ``nats / (num_dims ln 2)`` (e.g. 3072 dimensions for a 32x32x3 image)."""
+    return nats / (num_dims * math.log(2.0))
+
+
+def _mixture_parameters(likelihood: str, decoder_output: jax.Array, channels: int | None) -> dict[str, jax.Array]:
+    """The parameters of a discretised likelihood as those of a mixture (K = 1 for one logistic)."""
+    if likelihood == "discretized_logistic":
+        channels = decoder_output.shape[-1] // 2
+        p = models.split_likelihood_parameters(likelihood, decoder_output, channels)
+        return {
+            "logit_weights": jnp.zeros((*p["mean"].shape[:-1], 1), p["mean"].dtype),
+            "means": p["mean"][..., None],
+            "log_scales": p["log_scale"][..., None],
+        }
+    if channels is None:
+        raise ValueError("The images of a discretized_logistic_mixture decoder need `channels`.")
+    return models.split_likelihood_parameters(likelihood, decoder_output, channels)
+
+
+def to_image(likelihood: str, decoder_output: jax.Array, channels: int | None = None) -> jax.Array:
+    """The mean of p(x|z) as an image ``[b, H, W, C]`` in [0, 1]: the Gaussian mean, the sigmoid of
+    Bernoulli logits, or the mean of a discretised logistic (mixture)
+    (`losses.discretized_logistic_mixture_mean`: within half an 8-bit level of the exact mean;
+    ``channels``, the images' C, is needed for the mixture)."""
+    if likelihood == "bernoulli":
+        return jax.nn.sigmoid(decoder_output)
+    if likelihood in models.DISCRETIZED_LIKELIHOODS:
+        return losses.discretized_logistic_mixture_mean(**_mixture_parameters(likelihood, decoder_output, channels))
+    return decoder_output
+
+
+def sample_images(
+    likelihood: str,
+    key: jax.Array,
+    decoder_output: jax.Array,
+    variance: ArrayLike = None,
+    channels: int | None = None,
+) -> jax.Array:
+    """Images ``[b, H, W, C]`` drawn from p(x|z) given the decoder's output: Bernoulli draws of
+    the logits, the Gaussian mean plus noise of ``variance`` (c, or `decoder_variance` reshaped
+    to the image) clipped to [0, 1], or discretised logistic (mixture) draws on the 8-bit grid
+    k / 255 (`losses.discretized_logistic_mixture_sample`; ``channels`` for the mixture)."""
+    if likelihood == "bernoulli":
+        return jax.random.bernoulli(key, jax.nn.sigmoid(decoder_output)).astype(decoder_output.dtype)
+    if likelihood == "gaussian":
+        noise = jax.random.normal(key, decoder_output.shape, decoder_output.dtype)
+        std = jnp.sqrt(jnp.reshape(variance, (-1, *decoder_output.shape[1:])) if jnp.ndim(variance) else variance)
+        return jnp.clip(decoder_output + std * noise, 0.0, 1.0)
+    if likelihood in models.DISCRETIZED_LIKELIHOODS:
+        return losses.discretized_logistic_mixture_sample(
+            key, **_mixture_parameters(likelihood, decoder_output, channels)
+        )
+    raise ValueError(f"No sampler for likelihood {likelihood!r}.")
 
 
 def squared_error_metrics(x: jax.Array, reconstruction: jax.Array) -> dict[str, jax.Array]:
@@ -152,6 +222,7 @@ def vae_fns(model, config) -> ModelFns:
     num_samples = config.num_train_samples
     likelihood = config.likelihood
     standard_prior = model.prior == "standard_normal"
+    channels = model.output_shape[-1]
 
     def per_example_metrics(params, x, rng, hyper: Hyper):
         mean, logvar = model.apply(params, x, method=model.encode)
@@ -165,7 +236,7 @@ def vae_fns(model, config) -> ModelFns:
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
             outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
             log_px = log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
-            output = outputs.reshape(num_samples, *x.shape)[0]
+            output = outputs.reshape(num_samples, -1, *outputs.shape[1:])[0]
         else:
             z = losses.reparameterize(rng, mean, logvar)
             output = model.apply(params, z, x, method=model.decode)
@@ -184,13 +255,16 @@ def vae_fns(model, config) -> ModelFns:
             free_bits = standard_prior and not _is_zero(hyper.free_bits)  # refused with other priors
             kl_term = kl_with_free_bits(mean, logvar, hyper.free_bits) if free_bits else kl
             loss = -losses.elbo(log_px, kl_term, beta=hyper.beta * hyper.kl_weight)
-        return {
+        metrics = {
             "loss": loss,
             "neg_elbo": -losses.elbo(log_px, kl),
             "reconstruction": -log_px,
             "kl": kl,
-            "squared_error": losses.squared_error(_flat(x), _flat(to_image(likelihood, output))),
+            "squared_error": losses.squared_error(_flat(x), _flat(to_image(likelihood, output, channels))),
         }
+        if likelihood in models.DISCRETIZED_LIKELIHOODS:  # a probability of discrete data: bits too
+            metrics["bits_per_dim"] = bits_per_dim(metrics["neg_elbo"], _flat(x).shape[-1])
+        return metrics
 
     def encode(params, x):
         return model.apply(params, x, method=model.encode)[0]
@@ -198,10 +272,14 @@ def vae_fns(model, config) -> ModelFns:
     def decode_image(params, z):
         if model.autoregressive:
             return greedy_autoregressive_images(model, params, z)
-        return to_image(likelihood, model.apply(params, z, method=model.decode))
+        return to_image(likelihood, model.apply(params, z, method=model.decode), channels)
 
     def sample_prior(params, key, num):
         return model.apply(params, key, num, method=model.sample_prior)
+
+    def sample(params, key, z):
+        variance = decoder_variance(model, params, config.c)
+        return sample_images(likelihood, key, model.apply(params, z, method=model.decode), variance, channels)
 
     return ModelFns(
         per_example_metrics,
@@ -210,6 +288,7 @@ def vae_fns(model, config) -> ModelFns:
         standard_normal_prior=standard_prior,
         diagnostics=("squared_error",),
         sample_prior=sample_prior,
+        sample_images=None if model.autoregressive else sample,
     )
 
 

@@ -34,26 +34,23 @@ EVALUATION_BINARIZATION_SEED = 0
 
 
 def load_splits(config) -> dict:
-    """The splits of ``config.data``: grey levels, or with ``data.binarize='static'`` one seeded
-    Bernoulli draw of every split. With ``'dynamic'`` the training images stay grey levels (the
-    training step draws each batch) and the evaluation splits are one fixed draw
-    (`EVALUATION_BINARIZATION_SEED`, the standard protocol), so that validation, test and the
-    importance-sampled likelihood are Bernoulli likelihoods of binary images."""
+    """The splits of ``config.data`` (any source, cropped, resized and converted as it says, with
+    the test and validation images it holds out: `vae_jax.data`): grey levels (or colours), or
+    with ``data.binarize='static'`` one seeded Bernoulli draw of every split. With ``'dynamic'``
+    the training images stay grey levels (the training step draws each batch) and the evaluation
+    splits are one fixed draw (`EVALUATION_BINARIZATION_SEED`, the standard protocol), so that
+    validation, test and the importance-sampled likelihood are Bernoulli likelihoods of binary
+    images. The data are read once."""
 
     def load(binarize: str, seed: int) -> dict:
-        return data.load_dataset(
-            config.data.name,
-            data_dir=config.data.data_dir or None,
-            download=config.data.download,
-            seed=seed,
-            binarize=binarize,
-        )
+        return data.load_dataset(config.data.name, seed=seed, binarize=binarize, **data.load_kwargs(config.data))
 
     if config.data.binarize == "static":
         return load("static", config.seed)
     splits = load("none", config.seed)
-    if config.data.binarize == "dynamic":
-        fixed = load("static", EVALUATION_BINARIZATION_SEED)
+    if config.data.binarize == "dynamic" and config.data.name != "binarized_mnist":
+        evaluation = {name: split for name, split in splits.items() if name != "train"}
+        fixed = data.binarize_static(evaluation, EVALUATION_BINARIZATION_SEED)
         splits = {name: split if name == "train" else fixed[name] for name, split in splits.items()}
     return splits
 
@@ -134,7 +131,7 @@ def restore(workdir: str):
     ``model_selection='valid'``; the fitted `pca.PCA` for PCA). The restore target is
     abstract (`jax.eval_shape`): nothing is initialised or trained."""
     config = config_lib.read_run_config(workdir)
-    image_shape = data.image_shape(config.data.name)
+    image_shape = data.config_image_shape(config.data)
     fns, model = train.model_fns(config, image_shape)
     if model is None:
         template = _pca_template(math.prod(image_shape), config.model.latents)

@@ -28,7 +28,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from vae_jax import loop, parallel, run, sweep_spec, validation
+from vae_jax import data, loop, parallel, run, sweep_spec, validation
 from vae_jax import config as config_lib
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError
@@ -37,7 +37,7 @@ from vae_jax.errors import ConfigError
 VMAPPED_KEYS = ("seed", "beta", "c", "free_bits", "optimizer.learning_rate", "kl_warmup_steps", "kl_warmup_epochs")
 RESULTS_NAME = "sweep_results"
 # Columns of the Markdown table, in this order when present.
-METRIC_ORDER = ("loss", "neg_elbo", "reconstruction", "kl", "squared_error", "mse")
+METRIC_ORDER = ("loss", "neg_elbo", "bits_per_dim", "reconstruction", "kl", "squared_error", "mse")
 
 
 @dataclasses.dataclass
@@ -156,12 +156,11 @@ def run_sweep(config, sweep: Sequence[dict], workdir: str, *, execution: str = "
     splits_cache: dict = {}
     splits = {}
     for m in members:
-        source = (
+        source = (  # what the loaded splits depend on
             m.config.data.name,
-            m.config.data.data_dir,
-            m.config.data.download,
             m.config.data.binarize,
             m.config.seed if m.config.data.binarize == "static" else 0,
+            *sorted(data.load_kwargs(m.config.data).items()),
         )
         if source not in splits_cache:
             splits_cache[source] = run.load_splits(m.config)

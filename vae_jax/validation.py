@@ -14,10 +14,14 @@ from vae_jax import data, models, selection
 from vae_jax.errors import ConfigError
 
 KINDS = ("vae", "ae", "pca")
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "resnet")
 DECODER_VARIANCES = ("fixed", "scalar", "per_pixel")
 OBJECTIVES = ("elbo", "iwae")
-LIKELIHOODS = {"vae": ("gaussian", "bernoulli"), "ae": ("squared_error",), "pca": ("squared_error",)}
+LIKELIHOODS = {
+    "vae": ("gaussian", "bernoulli", *models.DISCRETIZED_LIKELIHOODS),
+    "ae": ("squared_error",),
+    "pca": ("squared_error",),
+}
 SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
 # A dynamic binarisation is drawn in the training step, a static one when the data are loaded.
@@ -54,8 +58,9 @@ def _choice(value, name: str, allowed) -> None:
 def validate_config(config) -> None:
     """Raises `ConfigError` for the first invalid value of a training config."""
     _choice(config.model.kind, "model.kind", KINDS)
-    _choice(config.data.name, "data.name", data.DATASETS)
+    _validate_data(config)
     _choice(config.data.binarize, "data.binarize", BINARIZE_MODES)
+    _choice(config.data.pipeline, "data.pipeline", ("auto", "resident", "streaming"))
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
     _choice(config.model.activation, "model.activation", tuple(models.ACTIVATIONS))
@@ -84,7 +89,7 @@ def validate_config(config) -> None:
         f"--config.kl_warmup_steps={config.kl_warmup_steps} and --config.kl_warmup_epochs="
         f"{config.kl_warmup_epochs} both set the KL warm-up: set one of them to 0.",
     )
-    for name in ("encoder_hidden", "decoder_hidden", "conv_features"):
+    for name in ("encoder_hidden", "decoder_hidden", "conv_features", "resnet_widths"):
         widths = tuple(config.model[name])
         _require(
             all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
@@ -123,6 +128,8 @@ def validate_config(config) -> None:
     )
     _validate_autoregressive(config)
     _validate_prior(config)
+    _validate_resnet(config)
+    _validate_discretized(config)
     _choice(config.model_selection, "model_selection", selection.MODES)
     patience = config.early_stopping_patience
     _nonnegative_int(patience, "early_stopping_patience")
@@ -137,6 +144,45 @@ def validate_config(config) -> None:
         "--config.likelihood=bernoulli needs binary data: use data.name=binarized_mnist or "
         "--config.data.binarize=dynamic or static (a Bernoulli likelihood of grey levels is not a likelihood).",
     )
+
+
+def _validate_data(config) -> None:
+    """The data's name, the folder or file the name needs, and the crop, resize, channels and
+    held-out fractions (`vae_jax.data`)."""
+    d = config.data
+    name = d.name
+    _require(
+        name in data.DATASETS
+        or name in data.SOURCES
+        or (name.startswith(data.TFDS_PREFIX) and name != data.TFDS_PREFIX),
+        f"--config.data.name={name!r} is invalid: expected one of {', '.join(data.DATASETS + data.SOURCES)}, or "
+        f"{data.TFDS_PREFIX}<name> for a tensorflow-datasets image dataset (e.g. {data.TFDS_PREFIX}cifar10).",
+    )
+    _require(
+        name not in data.SOURCES or bool(d.data_dir),
+        f"--config.data.name={name} needs --config.data.data_dir=PATH: "
+        + (
+            "the folder of PNG/JPEG files." if name == "folder" else "the .npz or .npy file, or a folder of .npy files."
+        ),
+    )
+    _nonnegative_int(d.crop, "data.crop")
+    _nonnegative_int(d.image_size, "data.image_size")
+    _require(
+        d.channels in (0, 1, 3) and not isinstance(d.channels, bool),
+        f"--config.data.channels={d.channels!r} is invalid: expected 1 (grey), 3 (RGB) or 0 (as stored).",
+    )
+    for key in ("valid_fraction", "test_fraction"):
+        _require(
+            _finite(d[key]) and 0 <= d[key] < 1,
+            f"--config.data.{key}={d[key]!r} is invalid: expected a fraction of the training images in [0, 1), "
+            "e.g. 0.1.",
+        )
+    _require(
+        d.valid_fraction + d.test_fraction < 1,
+        f"--config.data.valid_fraction={d.valid_fraction} and --config.data.test_fraction={d.test_fraction} would "
+        "leave no training images: keep their sum below 1.",
+    )
+    _nonnegative_int(d.split_seed, "data.split_seed")
 
 
 def _validate_autoregressive(config) -> None:
@@ -180,6 +226,35 @@ def _validate_prior(config) -> None:
     )
 
 
+def _validate_resnet(config) -> None:
+    """The ResNet's stages and blocks (any image size works: odd sides are padded, then cropped)."""
+    model = config.model
+    _nonnegative_int(model.resnet_blocks, "model.resnet_blocks")
+    _choice(model.resnet_norm, "model.resnet_norm", models.RESNET_NORMS)
+    _require(
+        model.architecture != "resnet" or len(model.resnet_widths) > 0,
+        "--config.model.architecture=resnet needs at least one stage: e.g. "
+        "--config.model.resnet_widths='(64, 128, 256)'.",
+    )
+
+
+def _validate_discretized(config) -> None:
+    """A discretised logistic (mixture): 8-bit grey levels or colours, unbounded decoder outputs."""
+    _positive_int(config.model.mixture_components, "model.mixture_components")
+    if config.likelihood not in models.DISCRETIZED_LIKELIHOODS:
+        return
+    _require(
+        config.data.binarize == "none" and config.data.name != "binarized_mnist",
+        f"--config.likelihood={config.likelihood} models the 256 levels of 8-bit images, not binary data: use "
+        "--config.data.binarize=none and a dataset of 8-bit images, or --config.likelihood=bernoulli.",
+    )
+    _require(
+        config.model.output_activation in ("auto", "none"),
+        f"--config.model.output_activation={config.model.output_activation} would bound the means, log-scales "
+        f"and logits of likelihood={config.likelihood}: use --config.model.output_activation=auto.",
+    )
+
+
 def validate_device_split(config, num_devices: int) -> None:
     """Data parallelism gives every device an equal share of each batch (PCA has no batches)."""
     if config.model.kind == "pca" or config.batch_size % num_devices == 0:
@@ -209,8 +284,8 @@ def validate_against_data(config, train_images_shape, split_names=("train", "tes
     _require(
         not selection.selects_on_validation(config) or "valid" in split_names,
         f"--config.model_selection=valid needs a validation split, and {config.data.name} has only "
-        f"{', '.join(sorted(split_names))}: use --config.model_selection=last or a dataset with one "
-        "(e.g. binarized_mnist).",
+        f"{', '.join(sorted(split_names))}: use --config.model_selection=last, or hold out a validation split "
+        "with --config.data.valid_fraction=0.1, or a dataset with one (e.g. binarized_mnist).",
     )
     channels = train_images_shape[-1]
     _require(

@@ -39,6 +39,7 @@ RESUMABLE_KEYS = (
     "num_figure_examples",
     "fused_epoch",
     "segment_seconds",
+    "data.pipeline",
     "overwrite",
     "data.download",
     "nonfinite",
