@@ -19,6 +19,8 @@ setup(
         "tensorboard>=2.15",
         "matplotlib>=3.8",
         "scikit-learn>=1.4",
+        # Grain: the JAX ecosystem's data loader (index-based random access, threads), for streamed sources.
+        "grain>=0.2.10",
         "Pillow>=10",  # decodes folders of PNG/JPEG files and resizes images (vae_jax/image_ops.py)
     ],
     extras_require={
