@@ -42,7 +42,7 @@ from experiments import cli
 
 from configs import vae_binarized_mnist
 from configs import vae as default_vae
-from vae_jax import data, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
+from vae_jax import data, image_folder, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
 from vae_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -371,10 +371,7 @@ class PngFiles:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        from PIL import Image  # noqa: PLC0415
-
-        with Image.open(self.paths[i]) as image:
-            return np.asarray(image)[..., None]
+        return image_folder.read_image(self.paths[i])
 
 
 def streaming_speed(repeats: int, quick: bool) -> dict:

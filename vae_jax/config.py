@@ -108,6 +108,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.segment_seconds = 10.0
     config.checkpoint_every_epochs = 1
     config.num_figure_examples = 16
+    # sample (each pixel drawn from p(x|z)) | greedy (each pixel its likelier value): autoregressive figures
+    config.figure_decoding = "sample"
     config.nonfinite = "skip"  # skip | stop: what a non-finite loss or gradient does
     config.overwrite = False  # start over in a workdir that holds a run of another config
     return config

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from vae_jax import parallel
+from vae_jax import image_ops, parallel
 
 # Auto: resident while a device's share of the training split (float32) is at most this
 # fraction of its memory (the rest is for parameters, optimiser state and activations).
@@ -80,9 +80,7 @@ class StreamedImages:
             dataset = grain.MapDataset.source(flat.tolist()).map(lambda i: np.asarray(self.source[i]))
             options = grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=4 * self.num_threads)
             values = np.stack(list(dataset.to_iter_dataset(options)))
-        if values.dtype == np.uint8:
-            values = values.astype(np.float32) / 255.0
-        return values.astype(np.float32, copy=False).reshape(*np.shape(indices), *self.shape[1:])
+        return image_ops.to_unit(values).reshape(*np.shape(indices), *self.shape[1:])
 
 
 def device_memory_bytes(device) -> int:

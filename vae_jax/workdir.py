@@ -37,6 +37,7 @@ RESUMABLE_KEYS = (
     "checkpoint_every_epochs",
     "eval_batch_size",
     "num_figure_examples",
+    "figure_decoding",
     "fused_epoch",
     "segment_seconds",
     "data.pipeline",
