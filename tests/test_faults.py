@@ -57,7 +57,7 @@ def test_second_launch_is_refused_and_a_killed_runs_lock_never_blocks(tmp_path):
     run_dir = tmp_path / "run"
     first = train_cli(run_dir, "--config.num_epochs=500", wait=False)
     try:
-        wait_for_line(first, "Training images split by rows")  # the lock is held from before the data load
+        wait_for_line(first, "Training images resident on the devices")  # the lock is held from before the data load
         second = train_cli(run_dir, "--config.num_epochs=500")
         assert second.returncode == 2, second.stderr[-2000:]
         [line] = error_lines(second.stderr)
