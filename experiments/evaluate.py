@@ -2,12 +2,15 @@
 
 Never trains: it reads the run's `config.json` and restores its latest checkpoint (the
 validation-selected one for runs with ``model_selection=valid``; a run without a checkpoint is
-refused), then reports on the chosen split the importance-sampled NLL (``--num_samples`` k,
-nats per example, with its standard error), the negative ELBO and the active units (for the
-discretised likelihoods of 8-bit images also both in bits per dimension), and
-writes them, with the estimate's time in seconds, to ``<workdir>/nll_<split>_k<k>.json``.
-Use ``--split=valid`` for model selection and the test split once per final model.
-Times for k = 1000 on the 10,000 binarised-MNIST test images: docs/results.md, likelihood
+refused), or the parameters of an exported run (``--workdir=checkpoints/<name>``, written by
+``python -m experiments.export``; their recorded SHA-256 must match), then reports on the
+chosen split the importance-sampled NLL (``--num_samples`` k, nats per example, with its
+standard error), the negative ELBO and the active units (for the discretised likelihoods of
+8-bit images also both in bits per dimension), and writes them, with the estimate's time in
+seconds, to ``<workdir>/nll_<split>_k<k>.json``. While the estimate runs it logs the images
+done, the rate (images/s) and the time left: after the first chunk of ``--data_chunk`` images
+(which includes compiling), then about every 10 s. Use ``--split=valid`` for model selection
+and the test split once per final model. Times for k = 1000 on the 10,000 binarised-MNIST test images: docs/results.md, likelihood
 benchmark (an autoregressive decoder costs several times an MLP decoder per sample: use a
 smaller ``--sample_chunk``, e.g. 16, to bound its memory).
 """
@@ -25,7 +28,9 @@ from vae_jax import metrics, objectives, run, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError
 
-WORKDIR = flags.DEFINE_string("workdir", None, "A finished (or resumable) run of experiments.train (required).")
+WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A finished (or resumable) run of experiments.train, or an export of one (required)."
+)
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
 SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
 SAMPLE_CHUNK = flags.DEFINE_integer(
@@ -37,19 +42,35 @@ SAMPLE_CHUNK = flags.DEFINE_integer(
 DATA_CHUNK = flags.DEFINE_integer("data_chunk", 128, "Images per compiled call.")
 
 
-def evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: int = 128, data_chunk: int = 128) -> dict:
+def evaluate_run(
+    workdir: str,
+    *,
+    num_samples: int,
+    split: str,
+    sample_chunk: int = 128,
+    data_chunk: int = 128,
+    log_progress: bool = True,
+) -> dict:
     """Evaluates the VAE run in ``workdir`` on ``split``; writes and returns the figures.
 
     ``sample_chunk`` and ``data_chunk`` set memory and speed only (`metrics.vae_log_likelihood`):
-    the estimate is the same for any of them up to float rounding."""
+    the estimate is the same for any of them up to float rounding. ``log_progress``: log the
+    estimate's progress (`metrics.LogProgress`); the numbers are the same without."""
     config_lib.read_run_config(workdir)  # a workdir without a run: one error line, nothing created
     with workdir_lib.locked(workdir):  # it writes into the run's workdir
         return _evaluate_run(
-            workdir, num_samples=num_samples, split=split, sample_chunk=sample_chunk, data_chunk=data_chunk
+            workdir,
+            num_samples=num_samples,
+            split=split,
+            sample_chunk=sample_chunk,
+            data_chunk=data_chunk,
+            log_progress=log_progress,
         )
 
 
-def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: int, data_chunk: int) -> dict:
+def _evaluate_run(
+    workdir: str, *, num_samples: int, split: str, sample_chunk: int, data_chunk: int, log_progress: bool
+) -> dict:
     config, fns, model, params = run.restore(workdir)  # never trains
     splits = run.load_splits(config)
     if split not in splits:
@@ -65,8 +86,17 @@ def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: i
     eval_key = train.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
     key = jax.random.fold_in(eval_key, num_samples)
     start = time.perf_counter()
+    progress = metrics.LogProgress(f"NLL k={num_samples} ({split})") if log_progress else None
     nll = metrics.vae_log_likelihood(
-        model, params, config, images, key, num_samples=num_samples, sample_chunk=sample_chunk, data_chunk=data_chunk
+        model,
+        params,
+        config,
+        images,
+        key,
+        num_samples=num_samples,
+        sample_chunk=sample_chunk,
+        data_chunk=data_chunk,
+        progress=progress,
     )
     seconds = time.perf_counter() - start
     elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key, objectives.hyper(config))
@@ -78,9 +108,14 @@ def _evaluate_run(workdir: str, *, num_samples: int, split: str, sample_chunk: i
         "standard_error": nll["standard_error"],
         "neg_elbo": elbo["neg_elbo"],
         "active_units": units["active_units"],
-        "latents": config.model.latents,
+        "latents": list(config.model.hierarchy_latents) or config.model.latents,
         "seconds": seconds,
     }
+    if fns.encode_layers is not None:  # a ladder VAE: units is z_1's; each layer's active units
+        result["active_units_per_layer"] = [
+            metrics.active_units(lambda x, layer=layer: fns.encode_layers(params, x)[layer], images)["active_units"]
+            for layer in range(len(config.model.hierarchy_latents))
+        ]
     if "bits_per_dim" in nll:  # a discretised likelihood of 8-bit data: bits per dimension too
         result["bits_per_dim"] = nll["bits_per_dim"]
         result["bits_per_dim_standard_error"] = nll["bits_per_dim_standard_error"]

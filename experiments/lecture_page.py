@@ -120,13 +120,11 @@ def _restore(workdir: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _test_split(name: str, data_dir: str, binarize: str, seed: int):
-    from ml_collections import ConfigDict
-
+def _test_split(data_json: str, seed: int):
+    from vae_jax import config as config_lib
     from vae_jax import run
 
-    config = ConfigDict({"seed": seed, "data": {"name": name, "data_dir": data_dir, "download": False}})
-    config.data.binarize = binarize
+    config = config_lib.resolve({"seed": seed, "data": json.loads(data_json)})  # every other key its default
     split = run.load_splits(config)["test"]
     return np.asarray(split.images), None if split.labels is None else np.asarray(split.labels)
 
@@ -137,7 +135,7 @@ def held_out_split(config):
     from vae_jax.errors import USER_ERRORS
 
     try:
-        images, labels = _test_split(config.data.name, config.data.data_dir or "", config.data.binarize, config.seed)
+        images, labels = _test_split(json.dumps(config.data.to_dict(), sort_keys=True), config.seed)
     except USER_ERRORS as error:
         raise PageError(f"the test images of {config.data.name} cannot be loaded: {error}") from None
     return images, (np.zeros(len(images), np.uint8) if labels is None else labels)

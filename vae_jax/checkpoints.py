@@ -151,9 +151,18 @@ def saved_metadata(manager: ocp.CheckpointManager, step: int) -> dict:
     return custom if isinstance(custom, dict) else {}
 
 
-def _verify(manager: ocp.CheckpointManager, step: int, restored: Any) -> None:
-    """Raises ValueError unless ``restored`` matches the digest recorded when it was saved."""
-    expected = saved_metadata(manager, step).get(_DIGEST_KEY)
+def recorded_digest(manager: ocp.CheckpointManager, step: int) -> str | None:
+    """The SHA-256 (`tree_digest`) that `save` recorded with ``step``; None for a step saved
+    without one. Raises ValueError when the step's metadata file cannot be read."""
+    return saved_metadata(manager, step).get(_DIGEST_KEY)
+
+
+def _verify(manager: ocp.CheckpointManager, step: int, restored: Any, require_digest: bool = False) -> None:
+    """Raises ValueError unless ``restored`` matches the digest recorded when it was saved (or,
+    with ``require_digest``, when none was recorded)."""
+    expected = recorded_digest(manager, step)
+    if expected is None and require_digest:
+        raise ValueError("it has no recorded SHA-256 to check its arrays against")
     if expected is None:  # written before digests were recorded: nothing to check against
         logging.info("Checkpoint step %d has no recorded digest; restored unverified.", step)
     elif tree_digest(restored) != expected:
@@ -178,9 +187,12 @@ def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
     manager.reload()
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any, max_step: int | None = None) -> Any | None:
+def restore_latest(
+    manager: ocp.CheckpointManager, target: Any, max_step: int | None = None, *, require_digest: bool = False
+) -> Any | None:
     """The newest intact checkpoint shaped like ``target`` (at most at ``max_step``, when
-    given), or None when there is none.
+    given), or None when there is none. With ``require_digest`` (shipped parameters,
+    `experiments.export`) a step without a recorded SHA-256 counts as damaged.
 
     A step that fails to restore (damaged, truncated or missing files, other shapes) or
     whose arrays do not match their recorded digest is reported and the previous step is
@@ -196,7 +208,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, max_step: int | 
     for step in steps:
         try:
             restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-            _verify(manager, step, restored)
+            _verify(manager, step, restored, require_digest)
         except Exception as error:  # orbax raises many types for damaged files
             summary = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
             logging.warning(

@@ -76,6 +76,13 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.prior = "standard_normal"
     config.model.prior_components = 500
     config.model.mixture_components = 10  # K of likelihood=discretized_logistic_mixture
+    # A ladder VAE (vae_jax/hierarchical.py): the widths (d_1, ..., d_L) of L >= 2 stochastic layers,
+    # bottom (the decoder's z_1) to top, with top-down inference; () is the one-layer VAE of
+    # model.latents (unused by a ladder). encoder_hidden is the first bottom-up block (x -> h_1),
+    # hierarchy_hidden the MLP of every other block, bottom-up (h_l -> h_{l+1}) and top-down
+    # (z_{l+1} -> p(z_l | z_{l+1})); model.prior is p(z_L)'s, and free_bits count per layer.
+    config.model.hierarchy_latents = ()
+    config.model.hierarchy_hidden = (256,)
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
     # 'discretized_logistic' (a logistic per pixel and channel, discretised to the 256 levels of

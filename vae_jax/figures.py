@@ -36,10 +36,15 @@ def _save_image(path: str, canvas: np.ndarray, title: str) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
-def save_reconstructions(path: str, originals: np.ndarray, reconstructions: np.ndarray) -> None:
+def save_reconstructions(
+    path: str,
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    title: str = "test images (top) and reconstructions (bottom)",
+) -> None:
     """Originals (top row) above their reconstructions (bottom row)."""
     both = np.concatenate([originals, reconstructions])
-    _save_image(path, tile(both, columns=len(originals)), "test images (top) and reconstructions (bottom)")
+    _save_image(path, tile(both, columns=len(originals)), title)
 
 
 def save_samples(path: str, samples: np.ndarray, title: str) -> None:

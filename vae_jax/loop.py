@@ -550,10 +550,14 @@ def _train_epochs(
                 guess = lengths.next(following)
                 prefetched = (following, guess, reader.prefetch(_rows(host_orders, following, guess)))
             jax.block_until_ready(sums)
-            lengths.observe(length, time.perf_counter() - segment_start)
-            position += length
             faults.point("segment_done")
-            if position < steps_per_epoch and parallel.any_process(preemption.requested() is not None):
+            # Every process takes the same decisions: the longest time, and a stop asked of any of them.
+            seconds, stop = parallel.max_over_processes(
+                [time.perf_counter() - segment_start, preemption.requested() is not None]
+            )
+            lengths.observe(length, float(seconds))
+            position += length
+            if position < steps_per_epoch and stop:
                 for t, state, member_sums in zip(trainings, states, sums):
                     t.state = state
                     if not t.stopped:

@@ -1,5 +1,12 @@
 """The figures of a trained model: reconstructions, prior samples, and for 2 latents the
-latent scatter and the manifold grid (`vae_jax.figures` draws them)."""
+latent scatter and the manifold grid (`vae_jax.figures` draws them).
+
+An autoregressive decoder (`models.AutoregressiveDecoder`) has no image mean to show: its
+figures are true samples x ~ p(x|z), each pixel drawn in raster order from its Bernoulli given
+z and the pixels drawn before it (`sample_autoregressive_images`; ``config.figure_decoding =
+'sample'``, the default), or its greedy decodings, each pixel set to its likelier value
+(`objectives.greedy_autoregressive_images`; ``'greedy'``). The figures' titles say which.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,53 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import figures, models
+from vae_jax import figures, models, train
+
+# config.figure_decoding: what an autoregressive decoder's figures show.
+FIGURE_DECODINGS = ("sample", "greedy")
+SAMPLED = "samples x ~ p(x|z)"
+GREEDY = "greedy decodings (each pixel its likelier value)"
+
+
+def sample_autoregressive_images(model, params, key: jax.Array, z: jax.Array) -> jax.Array:
+    """Binary images ``[b, H, W, 1]`` drawn exactly from an autoregressive decoder's
+    p(x|z) = prod_i p(x_i | z, x_<i) for latents ``z`` ``[b, latents]``.
+
+    Pixel by pixel in raster order (row by row, left to right), as
+    `objectives.greedy_autoregressive_images` walks them: pixel ``i`` is drawn from the
+    Bernoulli of its logit given z's features and the pixels drawn before it (those after it are
+    still 0 and the masked convolution does not see them), with the key
+    ``fold_in(key, i)``. One decoder pass per pixel; the images of the batch are independent
+    draws (the same z twice gives two draws).
+    """
+    features = model.apply(params, z, method=model.latent_features)
+    height, width, channels = model.output_shape
+
+    def draw_pixel(i, x):
+        row, column = i // width, i % width
+        logits = model.apply(params, features, x, method=model.pixel_logits)[:, row, column, 0]
+        draw = jax.random.bernoulli(jax.random.fold_in(key, i), jax.nn.sigmoid(logits))
+        return x.at[:, row, column, 0].set(draw.astype(x.dtype))
+
+    empty = jnp.zeros((z.shape[0], height, width, channels), jnp.float32)
+    return jax.lax.fori_loop(0, height * width, draw_pixel, empty)
+
+
+def figure_decoder(config, fns, params, image_shape):
+    """``(decode, kind)``: ``decode(z, key)`` -> the images the figures show for latents ``z``,
+    and ``kind``: ``'mean'`` (`ModelFns.decode_image`: p(x|z)'s mean, or a PCA/AE decoding), or
+    for an autoregressive decoder ``'sample'`` (`sample_autoregressive_images`) or ``'greedy'``
+    as ``config.figure_decoding`` says."""
+    if config.model.kind != "vae" or config.model.autoregressive_features <= 0:
+        return (lambda z, key: fns.decode_image(params, z)), "mean"
+    decoding = config.figure_decoding
+    if decoding not in FIGURE_DECODINGS:
+        raise ValueError(f"config.figure_decoding is 'sample' or 'greedy', got {decoding!r}.")
+    if decoding == "greedy":
+        return (lambda z, key: fns.decode_image(params, z)), "greedy"
+    _, model = train.model_fns(config, image_shape)
+    sample = jax.jit(lambda params, key, z: sample_autoregressive_images(model, params, key, z))
+    return (lambda z, key: sample(params, key, z)), "sample"
 
 
 def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> None:
@@ -17,25 +70,40 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
     test = splits["test"]
     n = config.num_figure_examples
     originals = test.images[:n]
-    reconstructions = fns.decode_image(params, fns.encode(params, originals))
-    figures.save_reconstructions(os.path.join(workdir, "reconstructions.png"), originals, np.asarray(reconstructions))
+    decode, kind = figure_decoder(config, fns, params, test.images.shape[1:])
+    reconstructions = decode(fns.encode(params, originals), jax.random.fold_in(key, 2))
+    shown = {
+        "mean": "reconstructions",
+        "sample": "x ~ p(x|z) at their posterior means",
+        "greedy": f"{GREEDY} of their posterior means",
+    }[kind]
+    figures.save_reconstructions(
+        os.path.join(workdir, "reconstructions.png"),
+        originals,
+        np.asarray(reconstructions),
+        title=f"test images (top) and {shown} (bottom)",
+    )
 
     codes = np.asarray(fns.encode(params, test.images[:5000]))
-    # An autoregressive decoder's images are its greedy decodings (each pixel its likelier value).
-    decoded = "greedy decodings of" if config.model.autoregressive_features > 0 else "decoded"
     if fns.sample_prior is not None:  # a VAE: its prior
         prior = {"standard_normal": "N(0, I)", "mixture": "(mixture of Gaussians)", "vamp": "(VampPrior)"}
         latents = fns.sample_prior(params, key, 64)
-        title = f"{decoded} samples from the prior {prior[config.model.prior]}"
+        drawn = f"the prior {prior[config.model.prior]}"
+        if tuple(config.model.get("hierarchy_latents", ())):  # a ladder VAE: z_1 of a draw of every layer
+            drawn = f"the ladder's prior (z_L ~ {prior[config.model.prior]}, each z_l ~ p(z_l | z_l+1))"
     else:
         noise = jax.random.normal(key, (64, codes.shape[1]))
-        latents, title = codes.mean(0) + codes.std(0) * noise, f"{decoded} samples of N(code mean, code std)"
-    if config.likelihood in models.DISCRETIZED_LIKELIHOODS and fns.sample_images is not None:
+        latents, drawn = codes.mean(0) + codes.std(0) * noise, "N(code mean, code std)"
+    if kind == "sample":
+        images, title = decode(latents, jax.random.fold_in(key, 1)), f"{SAMPLED}, z from {drawn}"
+    elif kind == "greedy":
+        images, title = decode(latents, None), f"{GREEDY} of z from {drawn}"
+    elif config.likelihood in models.DISCRETIZED_LIKELIHOODS and fns.sample_images is not None:
         # 8-bit likelihoods: images drawn from p(x|z) (their means are blurred averages of levels).
         images = fns.sample_images(params, jax.random.fold_in(key, 1), latents)
-        title = f"x ~ p(x|z), {title.replace('decoded samples', 'z drawn')}"
+        title = f"x ~ p(x|z), z drawn from {drawn}"
     else:
-        images = fns.decode_image(params, latents)
+        images, title = decode(latents, None), f"decoded samples from {drawn}"
     figures.save_samples(os.path.join(workdir, "samples.png"), np.asarray(images), title)
 
     if codes.shape[1] == 2:
@@ -49,9 +117,12 @@ def save_figures(config, fns, params, splits, workdir: str, key: jax.Array) -> N
         else:  # the range the codes occupy
             axes = [jnp.linspace(*np.percentile(codes[:, d], [1, 99]), grid_size) for d in range(2)]
         grid = jnp.stack(jnp.meshgrid(axes[0], axes[1][::-1]), axis=-1).reshape(-1, 2)
+        shown = {"mean": "decodings", "sample": SAMPLED, "greedy": GREEDY}[kind]
         figures.save_manifold(
             os.path.join(workdir, "manifold.png"),
-            np.asarray(fns.decode_image(params, grid)),
+            np.asarray(decode(grid, jax.random.fold_in(key, 3))),
             grid_size,
-            "decodings of a grid over the latent plane",
+            f"{shown} at a grid over the latent plane"
+            if kind == "sample"
+            else f"{shown} of a grid over the latent plane",
         )

@@ -599,15 +599,19 @@ def build_model(
     """The `VAE` or `Autoencoder` described by ``config.model`` (of a resolved config,
     `vae_jax.config.resolve`: every key present) for images of ``output_shape``.
 
-    ``initial_variance`` (the config's c) starts a learned decoder variance.
+    ``initial_variance`` (the config's c) starts a learned decoder variance. A VAE with
+    ``model.hierarchy_latents`` set is a `hierarchical.LadderVAE` (``model.latents`` unused).
     """
-    kwargs = dict(
+    shared = dict(
         encoder_hidden=tuple(model_config.encoder_hidden),
         decoder_hidden=tuple(model_config.decoder_hidden),
-        latents=model_config.latents,
         output_shape=tuple(output_shape),
         activation=model_config.activation,
         output_activation=output_activation_for(likelihood, model_config.output_activation),
+    )
+    kwargs = dict(
+        **shared,
+        latents=model_config.latents,
         architecture=model_config.architecture,
         conv_features=tuple(model_config.conv_features),
         resnet_widths=tuple(model_config.resnet_widths),
@@ -615,8 +619,7 @@ def build_model(
         resnet_norm=model_config.resnet_norm,
     )
     if model_config.kind == "vae":
-        return VAE(
-            **kwargs,
+        vae_kwargs = dict(
             decoder_variance=model_config.decoder_variance,
             initial_variance=initial_variance,
             autoregressive_features=model_config.autoregressive_features,
@@ -628,6 +631,16 @@ def build_model(
             likelihood=likelihood,
             mixture_components=model_config.mixture_components,
         )
+        if model_config.hierarchy_latents:
+            from vae_jax import hierarchical  # it imports this module
+
+            return hierarchical.LadderVAE(
+                **shared,
+                **vae_kwargs,
+                hierarchy_latents=tuple(model_config.hierarchy_latents),
+                hierarchy_hidden=tuple(model_config.hierarchy_hidden),
+            )
+        return VAE(**kwargs, **vae_kwargs)
     if model_config.kind == "ae":
         return Autoencoder(**kwargs)
     raise ValueError(f"build_model makes 'vae' or 'ae' models, got model.kind={model_config.kind!r}.")

@@ -62,6 +62,14 @@ class ModelFns(NamedTuple):
     sample_prior(params, key, num) -> ``[num, latents]`` draws from the prior (VAEs), or None.
     sample_images(params, key, z) -> ``[b, *image_shape]`` draws x ~ p(x|z) in [0, 1] (a VAE with
         a factorised decoder, `sample_images`), or None; `decode_image` is the mean instead.
+    encode_layers(params, x) -> one ``[b, d_l]`` array of codes per stochastic layer, bottom to
+        top (a `hierarchical.LadderVAE`: each layer's posterior mean, `encode` is the first),
+        or None. Layer l's active units: ``metrics.active_units(lambda x:
+        fns.encode_layers(params, x)[l], images)``.
+    log_importance_weight(params, x, keys) -> ``[b]`` log p(x, z) - log q(z|x) in nats at one
+        posterior sample per image, image i's drawn with ``keys[i]`` (a
+        `hierarchical.LogImportanceWeight`), or None (a one-layer VAE, whose q(z|x) is one
+        Gaussian: `metrics.vae_log_likelihood` samples it itself).
     """
 
     per_example_metrics: Callable[..., dict[str, jax.Array]]
@@ -71,6 +79,8 @@ class ModelFns(NamedTuple):
     diagnostics: tuple[str, ...] = ()
     sample_prior: Callable[[Params, jax.Array, int], jax.Array] | None = None
     sample_images: Callable[[Params, jax.Array, jax.Array], jax.Array] | None = None
+    encode_layers: Callable[[Params, jax.Array], tuple[jax.Array, ...]] | None = None
+    log_importance_weight: Callable[[Params, jax.Array, jax.Array], jax.Array] | None = None
 
 
 def _flat(x: jax.Array) -> jax.Array:
@@ -217,7 +227,13 @@ def vae_fns(model, config) -> ModelFns:
     The KL is closed-form for the N(0, I) prior; for a mixture prior (``model.prior``
     'mixture' or 'vamp') it has none, and ``kl`` is the one-sample estimate
     log q(z|x) - log p(z) at the z that is decoded (unbiased; so is ``neg_elbo``).
+
+    A `hierarchical.LadderVAE` (``model.hierarchy_latents`` set) gets `hierarchical.ladder_fns`.
     """
+    from vae_jax import hierarchical  # imports this module
+
+    if isinstance(model, hierarchical.LadderVAE):
+        return hierarchical.ladder_fns(model, config)
     objective = config.objective
     num_samples = config.num_train_samples
     likelihood = config.likelihood

@@ -165,6 +165,17 @@ def broadcast_ok(ok: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
 
 
+def max_over_processes(values: Sequence[float]) -> np.ndarray:
+    """The element-wise maximum of ``values`` over the processes (alone: ``values``), so that
+    decisions taken from measurements (e.g. a segment's length from its time) agree."""
+    values = np.asarray(values, np.float64)
+    if jax.process_count() == 1:
+        return values
+    from jax.experimental import multihost_utils
+
+    return np.max(multihost_utils.process_allgather(values), axis=0)
+
+
 def any_process(flag: bool) -> bool:
     """Whether ``flag`` is true on any process (alone: ``flag`` itself)."""
     if jax.process_count() == 1:

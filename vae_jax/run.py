@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -124,31 +125,96 @@ def _train_and_evaluate(config, workdir: str, mesh: Mesh) -> dict[str, float]:
     return test_metrics
 
 
+# An exported run (`experiments.export`): its parameters alone, in ``<directory>/params``.
+PARAMS_DIR = workdir_lib.EXPORTED_PARAMS
+
+
+class Restored(NamedTuple):
+    """What `restore_run` found: the run's resolved config, its `objectives.ModelFns`, the Flax
+    module (None for PCA), the parameters (the fitted `pca.PCA` for PCA), the directory they
+    came from (``checkpoints``, ``best_checkpoints`` or ``params``) and the training step of
+    that state (None for PCA)."""
+
+    config: Any
+    fns: Any
+    model: Any
+    params: Any
+    source: str
+    step: int | None
+
+
+def is_export(workdir: str) -> bool:
+    """Whether ``workdir`` holds an exported run (`experiments.export`: ``params/``, no
+    training checkpoints)."""
+    return os.path.isdir(os.path.join(workdir, PARAMS_DIR))
+
+
+def params_template(config, fns_and_model=None):
+    """The abstract parameters (`jax.ShapeDtypeStruct` leaves) of a fresh model of ``config``:
+    nothing is initialised (`jax.eval_shape`)."""
+    image_shape = data.config_image_shape(config.data)
+    _, model = train.model_fns(config, image_shape) if fns_and_model is None else fns_and_model
+    if model is None:
+        return jax.eval_shape(lambda: _pca_template(math.prod(image_shape), config.model.latents))
+    return _state_template(config, model, image_shape).params
+
+
+def _state_template(config, model, image_shape):
+    return jax.eval_shape(
+        lambda key: train.create_train_state(model, image_shape, config, 1, key, 0),
+        train.run_keys(config.seed)["init"],
+    )
+
+
+def restore_run(workdir: str) -> Restored:
+    """The `Restored` run in ``workdir``, without training (`restore`)."""
+    config = config_lib.read_run_config(workdir)
+    image_shape = data.config_image_shape(config.data)
+    fns, model = train.model_fns(config, image_shape)
+    if is_export(workdir):
+        name = PARAMS_DIR
+        for other in ("checkpoints", selection.CHECKPOINT_DIR):
+            if os.path.isdir(os.path.join(workdir, other)):
+                raise ConfigError(
+                    f"{workdir} holds both exported parameters ({PARAMS_DIR}/) and a training run's {other}/: "
+                    "an export is read-only; export again into an empty directory, or move one of them away."
+                )
+        template = params_template(config, (fns, model))
+    else:
+        name = selection.CHECKPOINT_DIR if selection.selects_on_validation(config) else "checkpoints"
+        if model is None:
+            template = _pca_template(math.prod(image_shape), config.model.latents)
+        else:
+            template = _state_template(config, model, image_shape)
+    manager = checkpoints.open_manager(workdir, name=name)
+    try:
+        restored = checkpoints.restore_latest(manager, template, require_digest=name == PARAMS_DIR)
+        step = manager.latest_step()
+    finally:
+        manager.close()
+    if restored is None:
+        if name == PARAMS_DIR:
+            raise ConfigError(f"{workdir}/{name} holds no parameters: export the run again (experiments.export).")
+        raise ConfigError(
+            f"{workdir}/{name} holds no checkpoint: finish the run first with "
+            f"python -m experiments.train --config=<its config> --workdir={workdir}"
+        )
+    if name == PARAMS_DIR:  # saved at the training step of the exported state (`experiments.export`)
+        return Restored(config, fns, model, restored, name, None if model is None else step)
+    if model is None:
+        return Restored(config, fns, model, restored, name, None)
+    return Restored(config, fns, model, restored.params, name, int(restored.step))
+
+
 def restore(workdir: str):
     """``(config, fns, model, params)`` of the run in ``workdir``, without training: its
     resolved ``config.json``, the `objectives.ModelFns`, the Flax module (None for PCA) and
     the parameters of its latest checkpoint (the validation-selected one for
     ``model_selection='valid'``; the fitted `pca.PCA` for PCA). The restore target is
-    abstract (`jax.eval_shape`): nothing is initialised or trained."""
-    config = config_lib.read_run_config(workdir)
-    image_shape = data.config_image_shape(config.data)
-    fns, model = train.model_fns(config, image_shape)
-    if model is None:
-        template = _pca_template(math.prod(image_shape), config.model.latents)
-    else:
-        template = jax.eval_shape(
-            lambda key: train.create_train_state(model, image_shape, config, 1, key, 0),
-            train.run_keys(config.seed)["init"],
-        )
-    name = selection.CHECKPOINT_DIR if selection.selects_on_validation(config) else "checkpoints"
-    manager = checkpoints.open_manager(workdir, name=name)
-    try:
-        restored = checkpoints.restore_latest(manager, template)
-    finally:
-        manager.close()
-    if restored is None:
-        raise ConfigError(
-            f"{workdir}/{name} holds no checkpoint: finish the run first with "
-            f"python -m experiments.train --config=<its config> --workdir={workdir}"
-        )
-    return config, fns, model, restored if model is None else restored.params
+    abstract (`jax.eval_shape`): nothing is initialised or trained.
+
+    ``workdir`` may also be an exported run (`experiments.export`, e.g. ``checkpoints/<name>``
+    in the repository): its ``config.json`` and the parameters alone in ``params/``, whose
+    recorded SHA-256 must be present and match (`checkpoints.restore_latest`)."""
+    restored = restore_run(workdir)
+    return restored.config, restored.fns, restored.model, restored.params

@@ -98,7 +98,9 @@ def choose_pipeline(requested: str, train_bytes: int, mesh: Mesh) -> tuple[str, 
     if requested != "auto":
         return requested, f"config.data.pipeline={requested}"
     share = train_bytes / mesh.size
-    budget = RESIDENT_MEMORY_FRACTION * device_memory_bytes(mesh.devices.flat[0])
+    local = next(d for d in mesh.devices.flat if d.process_index == jax.process_index())
+    # The smallest device of any process decides, so that every process takes the same path.
+    budget = -parallel.max_over_processes([-RESIDENT_MEMORY_FRACTION * device_memory_bytes(local)])[0]
     pipeline = "resident" if share <= budget else "streaming"
     return pipeline, (
         f"auto: {share / 2**20:.0f} MiB of training images per device "

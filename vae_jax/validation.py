@@ -61,6 +61,7 @@ def validate_config(config) -> None:
     _validate_data(config)
     _choice(config.data.binarize, "data.binarize", BINARIZE_MODES)
     _choice(config.data.pipeline, "data.pipeline", ("auto", "resident", "streaming"))
+    _choice(config.figure_decoding, "figure_decoding", ("sample", "greedy"))
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
     _choice(config.model.activation, "model.activation", tuple(models.ACTIVATIONS))
@@ -89,7 +90,7 @@ def validate_config(config) -> None:
         f"--config.kl_warmup_steps={config.kl_warmup_steps} and --config.kl_warmup_epochs="
         f"{config.kl_warmup_epochs} both set the KL warm-up: set one of them to 0.",
     )
-    for name in ("encoder_hidden", "decoder_hidden", "conv_features", "resnet_widths"):
+    for name in ("encoder_hidden", "decoder_hidden", "conv_features", "resnet_widths", "hierarchy_hidden"):
         widths = tuple(config.model[name])
         _require(
             all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),
@@ -127,6 +128,7 @@ def validate_config(config) -> None:
         "(e.g. 0.0 for the plain KL, or 0.1).",
     )
     _validate_autoregressive(config)
+    _validate_hierarchy(config)
     _validate_prior(config)
     _validate_resnet(config)
     _validate_discretized(config)
@@ -206,8 +208,36 @@ def _validate_autoregressive(config) -> None:
     _positive_int(model.autoregressive_z_features, "model.autoregressive_z_features")
 
 
+def _validate_hierarchy(config) -> None:
+    """A ladder VAE (``model.hierarchy_latents``): a VAE with an MLP, at least two layers."""
+    latents = tuple(config.model.hierarchy_latents)
+    _require(
+        all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in latents),
+        f"--config.model.hierarchy_latents={latents!r} is invalid: expected a tuple of integers >= 1, the widths of "
+        "the stochastic layers bottom to top, e.g. '(32, 16)', or '()' for the one-layer VAE.",
+    )
+    if not latents:
+        return
+    _require(
+        len(latents) >= 2,
+        f"--config.model.hierarchy_latents={latents!r} has one layer: a one-layer VAE is "
+        f"--config.model.hierarchy_latents='()' --config.model.latents={latents[0]}; a ladder needs two or more.",
+    )
+    _require(
+        config.model.kind == "vae",
+        f"--config.model.hierarchy_latents={latents!r} makes a ladder VAE; model.kind is {config.model.kind}: "
+        "use --config.model.hierarchy_latents='()'.",
+    )
+    _require(
+        config.model.architecture == "mlp",
+        f"--config.model.hierarchy_latents={latents!r}: the ladder VAE's networks are MLPs; use "
+        f"--config.model.architecture=mlp (got {config.model.architecture}).",
+    )
+
+
 def _validate_prior(config) -> None:
-    """A mixture or VampPrior: a VAE, some components, and no per-dimension free bits."""
+    """A mixture or VampPrior: a VAE, some components, and no per-dimension free bits (a ladder
+    VAE's top layer counts them as a whole: `hierarchical.kl_with_free_bits`)."""
     prior = config.model.prior
     _choice(prior, "model.prior", models.PRIORS)
     _positive_int(config.model.prior_components, "model.prior_components")
@@ -219,7 +249,7 @@ def _validate_prior(config) -> None:
         f"{config.model.kind}: use --config.model.prior=standard_normal.",
     )
     _require(
-        config.free_bits == 0,
+        config.free_bits == 0 or bool(config.model.hierarchy_latents),
         f"--config.free_bits={config.free_bits} needs the "
         f"closed-form KL of each latent dimension, which --config.model.prior={prior} has not: use "
         "--config.free_bits=0 (or the standard_normal prior).",

@@ -60,6 +60,8 @@ OUTPUT_NAMES = (
     "manifold.png",
 )
 EVENTS_PREFIX = "events.out.tfevents"
+# The directory of an exported run's parameters (`vae_jax.export`): such a workdir is not trained in.
+EXPORTED_PARAMS = "params"
 FINAL_METRICS = "final_metrics.json"
 
 
@@ -134,6 +136,11 @@ def check(workdir: str, config) -> bool:
         raise ConfigError(
             f"--workdir={workdir!r} is not writable ({error.strerror}): choose a directory you can write to."
         ) from None
+    if os.path.isdir(os.path.join(workdir, EXPORTED_PARAMS)):
+        raise ConfigError(
+            f"--workdir={workdir!r} holds exported parameters (experiments.export), not a run to train: evaluate "
+            "it with `python -m experiments.evaluate --workdir=...`, or train in a new --workdir."
+        )
     fix = (
         "use a new --workdir, or pass --config.overwrite=True to start over (the old outputs are moved "
         "to <workdir>/previous-<time>/, not deleted)."

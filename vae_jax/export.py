@@ -1,0 +1,165 @@
+"""Exported runs: a trained run's parameters alone, with its config and metrics, in a directory
+that `vae_jax.run.restore` (and so ``experiments.evaluate``) reads without training.
+
+`export_run` writes one (``python -m experiments.export`` is its command line; the layout is
+in checkpoints/README.md), `verify_export` checks one: JSON and orbax only, never pickle.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+from importlib import metadata
+
+import jax
+import numpy as np
+
+from vae_jax import checkpoints, data, run
+from vae_jax import config as config_lib
+from vae_jax import workdir as workdir_lib
+from vae_jax.errors import CheckpointError, ConfigError
+
+EXPORT_JSON = "export.json"
+
+
+def directory_bytes(path: str) -> int:
+    """The bytes of the files under ``path``."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def export_run(workdir: str, output: str, *, train_command: str | None = None, command: str | None = None) -> dict:
+    """Exports the finished run in ``workdir`` to ``output``, a new or empty directory (written
+    aside and renamed when complete): ``params/<step>/``, the parameters alone (no optimiser
+    state) of the state `run.restore` gives (validation-selected or last) as an orbax
+    checkpoint with their SHA-256, saved at its training step; the run's ``config.json`` (with
+    ``data.data_dir`` emptied for the named datasets: the evaluation looks in $VAE_JAX_DATA_DIR
+    and the usual places) and ``final_metrics.json``; and ``export.json`` (`EXPORT_JSON`): the
+    source (with the run's data directory), the parameters' count, bytes and SHA-256, the run's
+    ``nll_*.json`` results, ``train_command`` and ``command`` as given, and the command that
+    evaluates the export. Then reads it back (`verify_export`) and checks the parameters equal
+    the run's.
+
+    Returns the contents of ``export.json`` plus ``'bytes'``, the size of everything written.
+    Raises `ConfigError` for a workdir without a finished run, an export as ``workdir``, or an
+    ``output`` that is not new or empty."""
+    config_lib.read_run_config(workdir)  # a workdir without a run: one error line, nothing created
+    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+        raise ConfigError(f"--output={output!r} exists and is not an empty directory: choose a new directory.")
+    if run.is_export(workdir):
+        raise ConfigError(f"--workdir={workdir!r} is an export already: copy the directory instead.")
+    with workdir_lib.locked(workdir):  # no training writes the run meanwhile
+        final_metrics = workdir_lib.read_final_metrics(workdir)
+        if final_metrics is None:
+            raise ConfigError(
+                f"--workdir={workdir!r} holds no final_metrics.json: finish the run first with "
+                f"python -m experiments.train --config=<its config> --workdir={workdir}"
+            )
+        restored = run.restore_run(workdir)
+        with open(os.path.join(workdir, "config.json")) as f:
+            config_values = json.load(f)
+        run_data_dir = config_values.get("data", {}).get("data_dir", "")
+        if run_data_dir and restored.config.data.name not in data.SOURCES:
+            # A path of the training machine: the export's evaluation looks where the README says
+            # ($VAE_JAX_DATA_DIR, then the usual places). Folders and array files keep theirs.
+            config_values["data"]["data_dir"] = ""
+        likelihoods = {}
+        for path in sorted(glob.glob(os.path.join(workdir, "nll_*_k*.json"))):
+            with open(path) as f:
+                likelihoods[os.path.basename(path)] = json.load(f)
+    params = jax.device_get(restored.params)
+    leaves = jax.tree.leaves(params)
+    digest = checkpoints.tree_digest(params)
+    selected = restored.source == "best_checkpoints"
+    record = {
+        "source": {
+            "workdir": os.path.abspath(workdir),
+            "checkpoint": restored.source,
+            "state": "validation-selected (model_selection=valid)" if selected else "last",
+            "step": restored.step,
+            "data_dir": run_data_dir,
+        },
+        "model": {"kind": restored.config.model.kind, "data": restored.config.data.name},
+        "parameters": {
+            "count": int(sum(math.prod(np.shape(leaf)) for leaf in leaves)),
+            "bytes": int(sum(np.asarray(leaf).nbytes for leaf in leaves)),
+            "sha256": digest,
+        },
+        "likelihoods": likelihoods,
+        "train_command": train_command,
+        "export_command": command,
+        "evaluate_command": f"python -m experiments.evaluate --workdir={output}",
+        "versions": {"jax": jax.__version__, "orbax_checkpoint": _version("orbax-checkpoint")},
+    }
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    aside = os.path.join(parent, f".{os.path.basename(os.path.abspath(output))}.exporting-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.makedirs(aside)
+        workdir_lib.write_json(os.path.join(aside, "config.json"), config_values)
+        workdir_lib.write_json(os.path.join(aside, workdir_lib.FINAL_METRICS), final_metrics)
+        workdir_lib.write_json(os.path.join(aside, EXPORT_JSON), record)
+        manager = checkpoints.open_manager(aside, name=run.PARAMS_DIR)
+        try:
+            checkpoints.save(manager, 0 if restored.step is None else restored.step, params)
+        finally:
+            manager.close()
+        if os.path.isdir(output):
+            os.rmdir(output)  # empty (checked above)
+        os.replace(aside, output)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    check = verify_export(output)
+    if check["sha256"] != digest or not all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(check["params"]), leaves, strict=True)
+    ):
+        raise CheckpointError(f"{output}/{run.PARAMS_DIR} does not read back as the parameters of {workdir}.")
+    return {**record, "bytes": directory_bytes(output)}
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:  # not recorded
+        return None
+
+
+def _shapes(tree) -> tuple:
+    """The structure of ``tree`` and the shape and dtype of each leaf."""
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, [(tuple(np.shape(leaf)), np.dtype(leaf.dtype)) for leaf in leaves]
+
+
+def verify_export(directory: str) -> dict:
+    """Checks an exported run (``checkpoints/<name>``): its config resolves, its parameters
+    restore (orbax; JSON metadata; never pickle) with a recorded SHA-256 that matches, and their
+    shapes and dtypes are those of a freshly built model of that config (`run.params_template`,
+    nothing initialised). Returns ``{'config', 'params', 'sha256', 'parameters', 'bytes'}``;
+    raises `ConfigError` or `CheckpointError` naming what is wrong."""
+    if not run.is_export(directory):
+        raise ConfigError(f"{directory} holds no exported parameters ({run.PARAMS_DIR}/): not an export.")
+    restored = run.restore_run(directory)  # the config resolves; the digest is required and checked
+    if _shapes(restored.params) != _shapes(run.params_template(restored.config)):
+        raise CheckpointError(f"{directory}: the parameters' shapes differ from those of a model of its config.json.")
+    manager = checkpoints.open_manager(directory, name=run.PARAMS_DIR)
+    try:
+        recorded = checkpoints.recorded_digest(manager, manager.latest_step())
+    finally:
+        manager.close()
+    digest = checkpoints.tree_digest(restored.params)
+    if recorded != digest:  # restore_run checked it already; stated here as the export's guarantee
+        raise CheckpointError(f"{directory}: the parameters do not match their recorded SHA-256.")
+    with open(os.path.join(directory, EXPORT_JSON)) as f:
+        record = json.load(f)
+    if record["parameters"]["sha256"] != digest:
+        raise CheckpointError(f"{directory}: {EXPORT_JSON} names other parameters (another SHA-256).")
+    return {
+        "config": restored.config,
+        "params": restored.params,
+        "sha256": digest,
+        "parameters": int(sum(math.prod(np.shape(leaf)) for leaf in jax.tree.leaves(restored.params))),
+        "bytes": directory_bytes(directory),
+    }
