@@ -28,6 +28,6 @@ setup(
         "tfds": ["tensorflow-cpu>=2.16", "tensorflow-datasets>=4.9.6", "importlib_resources"],
         # ruff: the formatter CI checks; selenium: drives headless Chromium in tests/test_lecture_page.py
         # (Chromium itself comes from the distribution: apt-get install -y chromium chromium-driver).
-        "test": ["pytest>=8", "scipy>=1.11", "chex>=0.1.87", "ruff==0.17.6", "selenium>=4.11"],
+        "test": ["pytest>=8", "scipy>=1.11", "mpmath>=1.3", "chex>=0.1.87", "ruff==0.17.6", "selenium>=4.11"],
     },
 )
