@@ -12,10 +12,9 @@ action: a segment in progress is not waited for); what was saved before stays in
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-
-from absl import logging
 
 _requested: list[int] = []  # the signals received while a loop ran
 
@@ -25,11 +24,16 @@ def _handle(signum, frame) -> None:
     _requested.append(signum)
     for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal: the OS's default, at once
         signal.signal(sig, signal.SIG_DFL)
-    logging.warning(
-        "%s received: stopping after the segment of the epoch in progress, with a checkpoint (send it again to "
-        "stop at once).",
-        signal.Signals(signum).name,
+    # Written straight to the file descriptor: a handler that logs can interrupt the logging of
+    # the main thread mid-write (Python's buffered stderr then fails with a reentrant call).
+    message = (
+        f"{signal.Signals(signum).name} received: stopping after the segment of the epoch in progress, with a "
+        "checkpoint (send it again to stop at once).\n"
     )
+    try:
+        os.write(2, message.encode())
+    except OSError:
+        pass
 
 
 def requested() -> str | None:
