@@ -20,10 +20,10 @@ Command:
 where DIR holds binarized_mnist_{train,valid,test}.amat (where to get them: README, Configs, Data).
 The test NLL is importance-sampled over both layers: weights log p(x, z_1, z_2) - log q(z_1, z_2 | x)
 at top-down posterior samples.
-Runtime: a training step costs 2.3-2.7 times one of `configs/bmnist_pixel_vampprior.py` (measured
-in one script on 2 CPU cores), so about a minute per epoch where that config takes 23 s, and the
-50 epochs fit in an hour. Expected result: not measured yet (the target is a test NLL <= 80 nats
-at k = 1000 from at most 60 minutes of training; docs/results.md, likelihood benchmark).
+Runtime (about an hour of training on 2 CPU cores, and about half an hour for the k = 1000
+evaluation), expected result (epoch kept, test NLL, negative ELBO, active units per layer) and
+validation curve: docs/results.md, likelihood benchmark. Its validation-selected parameters ship
+in checkpoints/bmnist_ladder_vae (`experiments.evaluate --workdir=checkpoints/bmnist_ladder_vae`).
 """
 
 from configs import bmnist_pixel_vampprior

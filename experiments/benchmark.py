@@ -11,6 +11,10 @@ probability 0.13). Parts (``--parts``, all by default):
   step, with achieved GFLOP/s and the fraction of the matmul peak;
 - a profile of the step: ms per step of the trainer's step, with the squared-error metric,
   with Adam alone, with SGD, without metrics, and of its matmuls alone and at the peak;
+- the best likelihood model (``--likelihood_model``, a config of configs/): its training rate on
+  synthetic binary images, its matrix-product FLOPs per example counted from the step's jaxpr
+  (`vae_jax.flops`) and their share by model part, the fraction of the matmul peak they reach,
+  and a profile of its step (trainer, SGD, loss alone, forward alone);
 - compile time of the first step;
 - importance-sampled NLL with k = 1000 on 10,000 images;
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
@@ -42,14 +46,21 @@ from experiments import cli
 
 from configs import vae_binarized_mnist
 from configs import vae as default_vae
-from vae_jax import data, image_folder, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
+from vae_jax import data, flops, image_folder, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
 from vae_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
 DEFAULT_OUTPUT = os.path.join("runs", "benchmark.json")
 flags.DEFINE_string("output", DEFAULT_OUTPUT, "Where to write the figures as JSON (its directory must exist).")
-flags.DEFINE_list("parts", ["matmul", "train", "profile", "nll", "pca", "sweep", "streaming"], "Which parts to run.")
+flags.DEFINE_list(
+    "parts", ["matmul", "train", "profile", "likelihood", "nll", "pca", "sweep", "streaming"], "Which parts to run."
+)
+flags.DEFINE_string(
+    "likelihood_model",
+    "bmnist_ladder_vae",
+    "The model of the 'likelihood' part: a config module in configs/ (the best likelihood row's, by default).",
+)
 
 HIDDEN, LATENTS, PIXELS, BATCH = 400, 20, 784, 128
 
@@ -176,6 +187,20 @@ def linear_chain_epoch(steps: int):
     return lambda: jax.block_until_ready(epoch(params, batches))
 
 
+def fused_epoch_runner(model, config, tx, step, keys, images, order):
+    """A blocking call that trains one fused epoch of ``step`` over ``images`` in ``order``,
+    from a fresh state (optimiser ``tx``) that each call carries on."""
+    state = train.create_train_state(model, images.shape[1:], config, len(order), keys["init"], 0, tx=tx)
+    holder = {"state": state}
+    epoch = train.make_train_epoch(step, fused=True)
+
+    def run():
+        holder["state"], m = epoch(holder["state"], images, order, keys["train"])
+        jax.block_until_ready(m)
+
+    return run
+
+
 def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -> dict:
     """Where a training step's time goes: fused epochs of the reference VAE with the
     trainer's optimiser and with less of it, in the same process (milliseconds per step).
@@ -207,17 +232,10 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     }
 
     def runner(tx, variant_fns):
-        holder = {"state": train.create_train_state(model, (28, 28, 1), config, steps, keys["init"], 0, tx=tx)}
         step = train.make_train_step(
             variant_fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0
         )
-        epoch = train.make_train_epoch(step, fused=True)
-
-        def run():
-            holder["state"], m = epoch(holder["state"], images, order, keys["train"])
-            jax.block_until_ready(m)
-
-        return run
+        return fused_epoch_runner(model, config, tx, step, keys, images, order)
 
     runs = {name: runner(*variant) for name, variant in variants.items()}
     results = {
@@ -227,6 +245,74 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     results["profile_matmuls_sgd_ms_per_step"] = 1e3 * timed(linear_chain_epoch(steps), repeats) / steps
     if matmul_gflops:
         results["profile_matmul_at_peak_ms_per_step"] = 1e3 * BATCH * flops_per_example() / (matmul_gflops * 1e9)
+    return results
+
+
+def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gflops: float | None) -> dict:
+    """Training rate and step profile of a likelihood model, ``configs/<name>.py``, on synthetic
+    binary 28x28 images, with the trainer's step (its optimiser, its hyperparameters, mid KL
+    warm-up), in fused epochs; variants timed in interleaved rounds (ms per step):
+
+    - ``trainer``: the run's step; ``sgd``: plain SGD instead of the run's optimiser and its
+      non-finite guard; ``sgd_loss_only``: the same computing the loss alone (no logged
+      metrics); ``forward``: the loss alone, no gradient (what the backward pass adds is
+      ``sgd_loss_only - forward``).
+    - matrix-product FLOPs per example (`vae_jax.flops`, counted from the step's jaxpr, backward
+      included) and their share by model part; the achieved GFLOP/s and the fraction of the
+      matmul peak they reach; the same FLOPs at the peak, in ms per step (a lower bound).
+    """
+    import importlib
+
+    import optax
+
+    config = importlib.import_module(f"configs.{name}").get_config()
+    keys = train.run_keys(0)
+    images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
+    fns, model = train.model_fns(config, images.shape[1:])
+    order = train.epoch_order(keys["data"], 0, num_examples, config.batch_size)
+    steps = len(order)
+    hyper = objectives.hyper(config)
+    full_metrics = fns.per_example_metrics
+    loss_only = fns._replace(
+        per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]}
+    )
+
+    def step_of(variant_fns):  # KL warm-up in progress, as in a run's first epochs
+        return train.make_train_step(variant_fns, dynamic_binarization=False, hyper=hyper, kl_warmup_steps=10 * steps)
+
+    def forward(state, batch, rng):
+        loss = jnp.mean(full_metrics(state.params, batch, rng, hyper._replace(kl_weight=0.5))["loss"])
+        return state, {"loss": loss}
+
+    trainer_tx = train.make_optimizer(config.optimizer, steps)
+    variants = {
+        "trainer": (trainer_tx, step_of(fns)),
+        "sgd": (optax.sgd(1e-3), step_of(fns)),
+        "sgd_loss_only": (optax.sgd(1e-3), step_of(loss_only)),
+        "forward": (optax.sgd(1e-3), forward),
+    }
+    runs = {
+        variant: fused_epoch_runner(model, config, tx, step, keys, images, order)
+        for variant, (tx, step) in variants.items()
+    }
+    seconds = interleaved_medians(runs, repeats)
+
+    state = train.create_train_state(model, images.shape[1:], config, steps, keys["init"], 0, tx=trainer_tx)
+    counted = flops.matmul_flops(variants["trainer"][1], state, images[: config.batch_size], keys["train"])
+    per_example = counted["total"] / config.batch_size
+    rate = steps * config.batch_size / seconds["trainer"]
+    results = {
+        "likelihood_model": f"configs/{name}.py",
+        "likelihood_parameters": int(sum(np.size(leaf) for leaf in jax.tree.leaves(state.params))),
+        "likelihood_examples_per_s": rate,
+        "likelihood_mflops_per_example": per_example / 1e6,
+        "likelihood_gflops": rate * per_example / 1e9,
+        "likelihood_flops_share": {scope: n / counted["total"] for scope, n in counted["by_module"].items()},
+        **{f"likelihood_{variant}_ms_per_step": 1e3 * t / steps for variant, t in seconds.items()},
+    }
+    if matmul_gflops:
+        results["likelihood_fraction_of_matmul_peak"] = results["likelihood_gflops"] / matmul_gflops
+        results["likelihood_matmul_at_peak_ms_per_step"] = 1e3 * counted["total"] / (matmul_gflops * 1e9)
     return results
 
 
@@ -449,6 +535,13 @@ def main(argv):
             figures["fused_epoch_fraction_of_matmul_peak"] = achieved / figures["matmul_gflops"]
     if "profile" in FLAGS.parts:
         figures.update(step_profile(6400 if quick else 25_600, repeats, figures.get("matmul_gflops")))
+    if "likelihood" in FLAGS.parts:
+        quick_size = 2 * reference_config().batch_size
+        figures.update(
+            likelihood_model_speed(
+                FLAGS.likelihood_model, quick_size if quick else 6400, repeats, figures.get("matmul_gflops")
+            )
+        )
     if "nll" in FLAGS.parts:
         figures.update(nll_throughput(500 if quick else 10_000, 100 if quick else 1000))
     if "pca" in FLAGS.parts:
@@ -478,6 +571,15 @@ def main(argv):
         "profile_sgd_loss_only_ms_per_step": ("ms/step", "(SGD, no metrics besides the loss)"),
         "profile_matmuls_sgd_ms_per_step": ("ms/step", "(the step's matmuls alone, measured)"),
         "profile_matmul_at_peak_ms_per_step": ("ms/step", "(the step's matmuls at the matmul peak)"),
+        "likelihood_examples_per_s": ("examples/s", "(the best likelihood model, --likelihood_model)"),
+        "likelihood_mflops_per_example": ("MFLOP", "(its step's matrix products, backward included)"),
+        "likelihood_gflops": ("GFLOP/s", "(achieved)"),
+        "likelihood_fraction_of_matmul_peak": ("", "(the reference MLP: about 0.7)"),
+        "likelihood_trainer_ms_per_step": ("ms/step", "(its trainer step)"),
+        "likelihood_sgd_ms_per_step": ("ms/step", "(SGD instead of its optimiser, no guard)"),
+        "likelihood_sgd_loss_only_ms_per_step": ("ms/step", "(SGD, the loss alone)"),
+        "likelihood_forward_ms_per_step": ("ms/step", "(the loss alone, no gradient)"),
+        "likelihood_matmul_at_peak_ms_per_step": ("ms/step", "(its matrix products at the matmul peak)"),
         "compile_first_step_s": ("s", "< 2"),
         "nll_seconds": ("s", "< 90 for k=1000 on 10,000 images"),
         "pca_seconds": ("s", "<= sklearn_pca_seconds"),
@@ -507,6 +609,13 @@ def main(argv):
     for name, (unit, target) in targets.items():
         if name in figures:
             print(f"{name:40s} {figures[name]:14.3f}  {unit:16s} {target}")
+    if "likelihood_model" in figures:
+        print(
+            f"{'likelihood_model':40s} {figures['likelihood_model']:>14s}  "
+            f"({figures['likelihood_parameters']:,} parameters); its matmul FLOPs by part:"
+        )
+        for scope, share in figures["likelihood_flops_share"].items():
+            print(f"  {scope:58s} {share:6.1%}")
     for prefix in ("sweep", "sweep_small"):
         if f"{prefix}_auto" in figures:
             print(f"{prefix + '_auto':40s} {figures[prefix + '_auto']:>14s}  (the way the sweep runs these members)")

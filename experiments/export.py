@@ -12,7 +12,8 @@ Writes into ``--output`` (a new or empty directory; written aside and renamed wh
   the usual places, README "Data"); ``final_metrics.json``: its test metrics.
 - ``export.json``: where the parameters come from (the run's directory and data directory,
   which state, its step), how many there are, their bytes and SHA-256, the run's
-  importance-sampled likelihoods (its ``nll_<split>_k<k>.json`` files), the command that trained
+  importance-sampled likelihoods (its ``nll_<split>_k<k>.json`` files), its validation curve
+  (`vae_jax.curve`; ``experiments.curve`` prints it), the command that trained
   the run (``--train_command``, recorded as given: runs do not record their command line), this
   command, and the command that evaluates the export.
 

@@ -80,6 +80,28 @@ def test_benchmark_quick(tmp_path):
     assert "fused_epoch" not in figures and "pca_seconds" not in figures  # only the parts asked for
 
 
+def test_benchmark_of_a_likelihood_model(tmp_path):
+    # The 'likelihood' part on the model of configs/vae_binarized_mnist.py (the reference shapes,
+    # quick to compile): its FLOPs counted from the step are those counted by hand.
+    output = tmp_path / "b.json"
+    flags = ("--quick", "--parts=matmul,likelihood", "--likelihood_model=vae_binarized_mnist", f"--output={output}")
+    result = run_script("benchmark", *flags)
+    assert_success(result)
+    with open(output) as f:
+        figures = json.load(f)
+    assert figures["likelihood_model"] == "configs/vae_binarized_mnist.py"
+    assert figures["likelihood_mflops_per_example"] == pytest.approx(3.28)
+    assert figures["likelihood_parameters"] == 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784
+    for variant in ("trainer", "sgd", "sgd_loss_only", "forward", "matmul_at_peak"):
+        assert figures[f"likelihood_{variant}_ms_per_step"] > 0, variant
+    # Derived figures agree with the measured ones (their values depend on the machine's load).
+    achieved = figures["likelihood_examples_per_s"] * figures["likelihood_mflops_per_example"] / 1e3
+    assert figures["likelihood_gflops"] == pytest.approx(achieved)
+    assert figures["likelihood_fraction_of_matmul_peak"] == pytest.approx(achieved / figures["matmul_gflops"])
+    assert sum(figures["likelihood_flops_share"].values()) == pytest.approx(1.0)
+    assert "likelihood_examples_per_s" in result.stdout and "decoder/out" in result.stdout
+
+
 # ----------------------------------------------------------------------------- user errors
 
 

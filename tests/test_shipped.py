@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, load_config, write_tiny_binarized_mnist
 
 from experiments import evaluate
-from vae_jax import checkpoints, export, run
+from vae_jax import checkpoints, curve, export, run
 from vae_jax.errors import CheckpointError, ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -150,6 +150,13 @@ def test_an_exported_run_evaluates_to_the_runs_numbers_without_training(trained_
     assert record["train_command"] == "python -m experiments.train ..."
     assert record["export_command"].startswith("python -m experiments.export --workdir=")
     assert set(record["likelihoods"]) == {"nll_test_k16.json"}
+    # The run's validation curve travels with it (the run's metrics.jsonl does not).
+    assert export.recorded_curve(output) == curve.run_curve(workdir)
+    assert [p.epoch for p in curve.run_curve(workdir)] == [1, 2]
+    printed = run_cli("curve", f"--workdir={output}", "--minutes=1000")
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    last = curve.run_curve(workdir)[-1]
+    assert f"| {last.minutes:.1f} (end) | 2 | {last.best:.2f} ({last.best_epoch}) |" in printed.stdout, printed.stdout
     with open(os.path.join(output, "final_metrics.json")) as f:
         assert json.load(f) == final
     # The training machine's data directory is recorded, not used: the export looks where data are looked for.

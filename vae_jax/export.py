@@ -7,6 +7,7 @@ in checkpoints/README.md), `verify_export` checks one: JSON and orbax only, neve
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import math
@@ -17,7 +18,7 @@ from importlib import metadata
 import jax
 import numpy as np
 
-from vae_jax import checkpoints, data, run
+from vae_jax import checkpoints, curve, data, run
 from vae_jax import config as config_lib
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import CheckpointError, ConfigError
@@ -38,7 +39,7 @@ def export_run(workdir: str, output: str, *, train_command: str | None = None, c
     ``data.data_dir`` emptied for the named datasets: the evaluation looks in $VAE_JAX_DATA_DIR
     and the usual places) and ``final_metrics.json``; and ``export.json`` (`EXPORT_JSON`): the
     source (with the run's data directory), the parameters' count, bytes and SHA-256, the run's
-    ``nll_*.json`` results, ``train_command`` and ``command`` as given, and the command that
+    ``nll_*.json`` results, its validation curve (`curve.run_curve`), ``train_command`` and ``command`` as given, and the command that
     evaluates the export. Then reads it back (`verify_export`) and checks the parameters equal
     the run's.
 
@@ -88,6 +89,7 @@ def export_run(workdir: str, output: str, *, train_command: str | None = None, c
             "sha256": digest,
         },
         "likelihoods": likelihoods,
+        "validation_curve": [dataclasses.asdict(point) for point in curve.run_curve(workdir)],
         "train_command": train_command,
         "export_command": command,
         "evaluate_command": f"python -m experiments.evaluate --workdir={output}",
@@ -131,6 +133,15 @@ def _shapes(tree) -> tuple:
     """The structure of ``tree`` and the shape and dtype of each leaf."""
     leaves, structure = jax.tree.flatten(tree)
     return structure, [(tuple(np.shape(leaf)), np.dtype(leaf.dtype)) for leaf in leaves]
+
+
+def recorded_curve(directory: str) -> list[curve.CurvePoint]:
+    """The validation curve an export recorded of its run ([] if none, or not an export)."""
+    path = os.path.join(directory, EXPORT_JSON)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [curve.CurvePoint(**point) for point in json.load(f).get("validation_curve", [])]
 
 
 def verify_export(directory: str) -> dict:

@@ -70,3 +70,23 @@ def save_latent_scatter(path: str, codes: np.ndarray, labels: np.ndarray | None,
     ax.set_ylabel("z[1]")
     ax.set_title(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
+def save_curves(path: str, curves: dict, ylabel: str, title: str) -> None:
+    """Validation curves against training minutes: ``curves[label] = (minutes, values, best)``,
+    each run's epochs as points and its best so far as a line, in one colour per run."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    finite = []
+    for i, (label, (minutes, values, best)) in enumerate(curves.items()):
+        ax.plot(minutes, values, ".", color=f"C{i}", alpha=0.35, markersize=4)
+        ax.plot(minutes, best, "-", color=f"C{i}", label=label)
+        finite.extend(v for v in values if np.isfinite(v))
+    if len(finite) > 4:  # the first epochs are far above the rest: show the part that matters
+        ax.set_ylim(float(np.min(finite)) - 0.5, float(np.percentile(finite, 85)) + 0.5)
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
