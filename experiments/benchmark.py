@@ -32,6 +32,7 @@ that are compared are timed in interleaved rounds (the machines here are shared 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -261,11 +262,10 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
       included) and their share by model part; the achieved GFLOP/s and the fraction of the
       matmul peak they reach; the same FLOPs at the peak, in ms per step (a lower bound).
     """
-    import importlib
-
     import optax
 
     config = importlib.import_module(f"configs.{name}").get_config()
+    num_examples = max(num_examples, 2 * config.batch_size)  # at least two steps
     keys = train.run_keys(0)
     images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
     fns, model = train.model_fns(config, images.shape[1:])
@@ -522,6 +522,11 @@ def main(argv):
         raise ConfigError(
             f"--output={FLAGS.output}: the directory {directory} does not exist; create it or pass another --output."
         )
+    if "likelihood" in FLAGS.parts and importlib.util.find_spec(f"configs.{FLAGS.likelihood_model}") is None:
+        raise ConfigError(
+            f"--likelihood_model={FLAGS.likelihood_model}: there is no configs/{FLAGS.likelihood_model}.py; "
+            "name a config module of configs/, e.g. bmnist_ladder_vae."
+        )
     quick = FLAGS.quick
     repeats = 1 if quick else 5
     figures: dict = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
@@ -536,11 +541,8 @@ def main(argv):
     if "profile" in FLAGS.parts:
         figures.update(step_profile(6400 if quick else 25_600, repeats, figures.get("matmul_gflops")))
     if "likelihood" in FLAGS.parts:
-        quick_size = 2 * reference_config().batch_size
         figures.update(
-            likelihood_model_speed(
-                FLAGS.likelihood_model, quick_size if quick else 6400, repeats, figures.get("matmul_gflops")
-            )
+            likelihood_model_speed(FLAGS.likelihood_model, 0 if quick else 6400, repeats, figures.get("matmul_gflops"))
         )
     if "nll" in FLAGS.parts:
         figures.update(nll_throughput(500 if quick else 10_000, 100 if quick else 1000))

@@ -143,6 +143,14 @@ def test_report_workdir_that_is_a_file(tmp_path):
     assert_user_error(run_script("report", f"--workdir={tmp_path / 'a_file'}"), str(tmp_path / "a_file"))
 
 
+def test_benchmark_of_a_likelihood_model_that_does_not_exist(tmp_path):
+    result = run_script(
+        "benchmark", "--parts=likelihood", "--likelihood_model=bmnist_ladder", f"--output={tmp_path}/b.json"
+    )
+    assert_user_error(result, "--likelihood_model=bmnist_ladder", "configs/bmnist_ladder.py")
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_benchmark_output_in_a_missing_directory(tmp_path):
     output = tmp_path / "missing" / "b.json"
     assert_user_error(run_script("benchmark", "--quick", "--parts=", f"--output={output}"), str(output))
