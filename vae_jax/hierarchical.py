@@ -63,7 +63,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple, Sequence
 
 import jax
@@ -126,7 +125,7 @@ class GaussianHeads(nn.Module):
         return nn.Dense(self.features, name="mean")(h), nn.Dense(self.features, name="logvar")(h)
 
 
-class LadderVAE(nn.Module):
+class LadderVAE(models.Decoding):
     """A VAE with ``len(hierarchy_latents) >= 2`` stochastic layers and top-down inference
     (the module docstring has the model). Fields as `models.VAE`'s, except:
 
@@ -171,27 +170,11 @@ class LadderVAE(nn.Module):
         self.top_down = [DenseStack(self.hierarchy_hidden, self.activation) for _ in widths[:-1]]
         self.prior_heads = [GaussianHeads(d) for d in widths[:-1]]
         self.decoder = models.make_decoder(self)
-        if self.decoder_variance != "fixed":
-            shape = () if self.decoder_variance == "scalar" else tuple(self.output_shape)
-            self.log_variance = self.param(
-                "decoder_log_variance", nn.initializers.constant(math.log(self.initial_variance)), shape
-            )
-        if self.prior == "mixture":
-            shape = (self.prior_components, widths[-1])
-            self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
-            self.prior_logvars = self.param("prior_logvars", nn.initializers.zeros, shape)
-        elif self.prior == "vamp":
-            near_black = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
-            self.pseudo_inputs = self.param("pseudo_inputs", near_black, (self.prior_components, *self.output_shape))
+        models.add_variance_and_prior_params(self, widths[-1])
 
     @property
     def num_layers(self) -> int:
         return len(self.hierarchy_latents)
-
-    @property
-    def autoregressive(self) -> bool:
-        """Whether p(x|z_1) is autoregressive: its outputs then depend on x (teacher forcing)."""
-        return self.autoregressive_features > 0
 
     def __call__(self, x: jax.Array, rng: jax.Array | None = None):
         """A top-down posterior sample (noise drawn with ``rng``; the mean path without one,
@@ -247,30 +230,6 @@ class LadderVAE(nn.Module):
             "gives z_1's), its importance weights hierarchical.LogImportanceWeight (ModelFns.log_importance_weight)."
         )
 
-    def decode(self, z: jax.Array, x: jax.Array | None = None) -> jax.Array:
-        """The parameters of p(x | z_1) ``[b, H, W, P]`` (as `models.VAE.decode`); an autoregressive
-        decoder needs the image ``x`` too."""
-        if not self.autoregressive:
-            return self.decoder(z)
-        if x is None:
-            raise ValueError(
-                "An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
-                "or draw images with objectives.vae_fns(...).decode_image."
-            )
-        return self.decoder(z, x)
-
-    def latent_features(self, z: jax.Array) -> jax.Array:
-        """An autoregressive decoder's feature map of z_1 (computed once per z when sampling)."""
-        return self.decoder.latent_features(z)
-
-    def pixel_logits(self, latent_features: jax.Array, x: jax.Array) -> jax.Array:
-        """An autoregressive decoder's logits given `latent_features` and the image so far."""
-        return self.decoder.logits(latent_features, x)
-
-    def variance(self) -> jax.Array:
-        """The learned decoder variance c (scalar or per pixel); only when it is learned."""
-        return jnp.exp(self.log_variance)
-
     def prior_mixture(self) -> tuple[jax.Array, jax.Array]:
         """``(means, logvars)``, each ``[prior_components, d_L]``, of a mixture p(z_L): the learned
         components, or the VampPrior's q(z_L | u_k), the top bottom-up estimate at the
@@ -293,10 +252,7 @@ class LadderVAE(nn.Module):
         if self.prior == "standard_normal":
             z = jax.random.normal(top_key, (num, d_top))
         else:
-            means, logvars = self.prior_mixture()
-            component_key, noise_key = jax.random.split(top_key)
-            component = jax.random.randint(component_key, (num,), 0, means.shape[0])
-            z = losses.reparameterize(noise_key, means[component], logvars[component])
+            z = models.sample_mixture(top_key, *self.prior_mixture(), num)
         draws = [z]
         for layer, key in zip(reversed(range(self.num_layers - 1)), layer_keys):
             mean, logvar = self.prior_conditional(layer, draws[0])

@@ -473,7 +473,73 @@ class Autoencoder(_EncoderDecoder):
 PRIORS = ("standard_normal", "mixture", "vamp")
 
 
-class VAE(_EncoderDecoder):
+def add_variance_and_prior_params(module: nn.Module, prior_width: int) -> None:
+    """In ``module.setup``: the learned decoder log-variance (``module.decoder_variance``
+    'scalar' or 'per_pixel', initialised at ``log(initial_variance)``) and the parameters of a
+    learned prior over ``prior_width`` latents (``module.prior`` 'mixture': its components'
+    means and log-variances; 'vamp': ``prior_components`` pseudo-inputs in [0, 1], initialised
+    near black as in the VampPrior paper). A `VAE`'s and a `hierarchical.LadderVAE`'s."""
+    if module.decoder_variance != "fixed":
+        shape = () if module.decoder_variance == "scalar" else tuple(module.output_shape)
+        module.log_variance = module.param(
+            "decoder_log_variance", nn.initializers.constant(math.log(module.initial_variance)), shape
+        )
+    if module.prior == "mixture":
+        shape = (module.prior_components, prior_width)
+        module.prior_means = module.param("prior_means", nn.initializers.normal(1.0), shape)
+        module.prior_logvars = module.param("prior_logvars", nn.initializers.zeros, shape)
+    elif module.prior == "vamp":
+        near_black = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
+        module.pseudo_inputs = module.param(
+            "pseudo_inputs", near_black, (module.prior_components, *module.output_shape)
+        )
+
+
+def sample_mixture(rng: jax.Array, means: jax.Array, logvars: jax.Array, num: int) -> jax.Array:
+    """``[num, d]`` draws from the equal-weight mixture of N(means[k], exp(logvars[k])), each
+    ``[K, d]``: a uniform component, then its Gaussian."""
+    component_key, noise_key = jax.random.split(rng)
+    component = jax.random.randint(component_key, (num,), 0, means.shape[0])
+    return losses.reparameterize(noise_key, means[component], logvars[component])
+
+
+class Decoding(nn.Module):
+    """The methods around p(x|z) that a `VAE` and a `hierarchical.LadderVAE` share. No fields: a
+    subclass has ``decoder`` (`make_decoder`), ``autoregressive_features`` and, with a learned
+    decoder variance, ``log_variance`` (`add_variance_and_prior_params`)."""
+
+    @property
+    def autoregressive(self) -> bool:
+        """Whether p(x|z) is autoregressive: its outputs then depend on x (teacher forcing)."""
+        return self.autoregressive_features > 0
+
+    def decode(self, z: jax.Array, x: jax.Array | None = None) -> jax.Array:
+        """The parameters of p(x|z) ``[b, H, W, P]`` (P: `likelihood_parameters`, C for the Gaussian
+        and Bernoulli likelihoods; z is z_1 for a ladder VAE). An autoregressive decoder needs the
+        image ``x`` too: each pixel's logit is conditioned on the pixels before it in ``x``."""
+        if not self.autoregressive:
+            return self.decoder(z)
+        if x is None:
+            raise ValueError(
+                "An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
+                "or draw images with objectives.vae_fns(...).decode_image."
+            )
+        return self.decoder(z, x)
+
+    def latent_features(self, z: jax.Array) -> jax.Array:
+        """An autoregressive decoder's feature map of z (computed once per z when sampling)."""
+        return self.decoder.latent_features(z)
+
+    def pixel_logits(self, latent_features: jax.Array, x: jax.Array) -> jax.Array:
+        """An autoregressive decoder's logits given `latent_features` and the image so far."""
+        return self.decoder.logits(latent_features, x)
+
+    def variance(self) -> jax.Array:
+        """The learned decoder variance c (scalar or per pixel); only when it is learned."""
+        return jnp.exp(self.log_variance)
+
+
+class VAE(_EncoderDecoder, Decoding):
     """Variational autoencoder: q(z|x) = N(mean(x), exp(logvar(x))), prior p(z).
 
     ``decoder_variance`` 'scalar' or 'per_pixel' adds a learned log-variance parameter
@@ -501,18 +567,7 @@ class VAE(_EncoderDecoder):
     def setup(self):
         self.encoder = make_encoder(self, gaussian=True)
         self.decoder = make_decoder(self)
-        if self.decoder_variance != "fixed":
-            shape = () if self.decoder_variance == "scalar" else tuple(self.output_shape)
-            self.log_variance = self.param(
-                "decoder_log_variance", nn.initializers.constant(math.log(self.initial_variance)), shape
-            )
-        if self.prior == "mixture":
-            shape = (self.prior_components, self.latents)
-            self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
-            self.prior_logvars = self.param("prior_logvars", nn.initializers.zeros, shape)
-        elif self.prior == "vamp":
-            near_black = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
-            self.pseudo_inputs = self.param("pseudo_inputs", near_black, (self.prior_components, *self.output_shape))
+        add_variance_and_prior_params(self, self.latents)
 
     def __call__(self, x: jax.Array, rng: jax.Array):
         """Encodes, samples z = mean + std * xi with ``rng``, decodes.
@@ -523,39 +578,9 @@ class VAE(_EncoderDecoder):
         z = losses.reparameterize(rng, mean, logvar)
         return self.decode(z, x), mean, logvar
 
-    @property
-    def autoregressive(self) -> bool:
-        """Whether p(x|z) is autoregressive: its outputs then depend on x (teacher forcing)."""
-        return self.autoregressive_features > 0
-
     def encode(self, x: jax.Array):
         """``(mean, logvar)`` of q(z|x), each ``[b, latents]``."""
         return self.encoder(x)
-
-    def decode(self, z: jax.Array, x: jax.Array | None = None) -> jax.Array:
-        """The parameters of p(x|z) ``[b, H, W, P]`` (P: `likelihood_parameters`, C for the Gaussian
-        and Bernoulli likelihoods). An autoregressive decoder needs the
-        image ``x`` too: each pixel's logit is conditioned on the pixels before it in ``x``."""
-        if not self.autoregressive:
-            return self.decoder(z)
-        if x is None:
-            raise ValueError(
-                "An autoregressive decoder gives p(x_i | z, x_<i): pass the image x to decode, "
-                "or draw images with objectives.vae_fns(...).decode_image."
-            )
-        return self.decoder(z, x)
-
-    def latent_features(self, z: jax.Array) -> jax.Array:
-        """An autoregressive decoder's feature map of z (computed once per z when sampling)."""
-        return self.decoder.latent_features(z)
-
-    def pixel_logits(self, latent_features: jax.Array, x: jax.Array) -> jax.Array:
-        """An autoregressive decoder's logits given `latent_features` and the image so far."""
-        return self.decoder.logits(latent_features, x)
-
-    def variance(self) -> jax.Array:
-        """The learned decoder variance c (scalar or per pixel); only when it is learned."""
-        return jnp.exp(self.log_variance)
 
     def prior_mixture(self) -> tuple[jax.Array, jax.Array]:
         """``(means, logvars)``, each ``[prior_components, latents]``, of a mixture prior: the
@@ -575,10 +600,7 @@ class VAE(_EncoderDecoder):
         """``[num, latents]`` draws from p(z) (a mixture: a uniform component, then its Gaussian)."""
         if self.prior == "standard_normal":
             return jax.random.normal(rng, (num, self.latents))
-        means, logvars = self.prior_mixture()
-        component_key, noise_key = jax.random.split(rng)
-        component = jax.random.randint(component_key, (num,), 0, means.shape[0])
-        return losses.reparameterize(noise_key, means[component], logvars[component])
+        return sample_mixture(rng, *self.prior_mixture(), num)
 
     def generate(self, rng: jax.Array, num: int) -> jax.Array:
         """Decoder outputs for ``num`` latents drawn from the prior (`sample_prior`)."""
