@@ -47,7 +47,20 @@ from experiments import cli
 
 from configs import vae_binarized_mnist
 from configs import vae as default_vae
-from vae_jax import data, flops, image_folder, loop, metrics, objectives, parallel, pca, streaming, sweep_spec, train
+from vae_jax import (
+    data,
+    flops,
+    image_folder,
+    loop,
+    metrics,
+    objectives,
+    parallel,
+    pca,
+    streaming,
+    sweep_spec,
+    tall_matmul,
+    train,
+)
 from vae_jax.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -257,7 +270,9 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
     - ``trainer``: the run's step; ``sgd``: plain SGD instead of the run's optimiser and its
       non-finite guard; ``sgd_loss_only``: the same computing the loss alone (no logged
       metrics); ``forward``: the loss alone, no gradient (what the backward pass adds is
-      ``sgd_loss_only - forward``).
+      ``sgd_loss_only - forward``); ``trainer_unchunked``: the run's step with the per-pixel
+      layers' weight and bias gradients each one contraction over all pixels, as
+      ``flax.linen.Dense`` computes them (what `vae_jax.tall_matmul`'s chunks save).
     - matrix-product FLOPs per example (`vae_jax.flops`, counted from the step's jaxpr, backward
       included) and their share by model part; the achieved GFLOP/s and the fraction of the
       matmul peak they reach; the same FLOPs at the peak, in ms per step (a lower bound).
@@ -295,6 +310,11 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
         variant: fused_epoch_runner(model, config, tx, step, keys, images, order)
         for variant, (tx, step) in variants.items()
     }
+    # Its own step function (a new closure: nothing traced for the others is reused), compiled
+    # now, with one contraction per gradient of a per-pixel layer.
+    runs["trainer_unchunked"] = fused_epoch_runner(model, config, trainer_tx, step_of(fns), keys, images, order)
+    with tall_matmul.unchunked():
+        runs["trainer_unchunked"]()
     seconds = interleaved_medians(runs, repeats)
 
     state = train.create_train_state(model, images.shape[1:], config, steps, keys["init"], 0, tx=trainer_tx)
@@ -578,6 +598,7 @@ def main(argv):
         "likelihood_gflops": ("GFLOP/s", "(achieved)"),
         "likelihood_fraction_of_matmul_peak": ("", "(the reference MLP: about 0.7)"),
         "likelihood_trainer_ms_per_step": ("ms/step", "(its trainer step)"),
+        "likelihood_trainer_unchunked_ms_per_step": ("ms/step", "(the same, per-pixel gradients unchunked)"),
         "likelihood_sgd_ms_per_step": ("ms/step", "(SGD instead of its optimiser, no guard)"),
         "likelihood_sgd_loss_only_ms_per_step": ("ms/step", "(SGD, the loss alone)"),
         "likelihood_forward_ms_per_step": ("ms/step", "(the loss alone, no gradient)"),

@@ -33,8 +33,20 @@ def _conv_flops(eqn) -> int:
     return 2 * math.prod(eqn.outvars[0].aval.shape) * per_output
 
 
-def _scope(eqn, depth: int) -> str:
-    names = [n for n in str(eqn.source_info.name_stack).split("/") if n and not n.startswith(("jvp(", "transpose("))]
+def _module_names(eqn) -> tuple[str, ...]:
+    """The module names of ``eqn``'s name stack. Autodiff wraps the outermost one (the method
+    that was called) in ``jvp(...)``/``transpose(...)``: left out when module names follow it,
+    unwrapped when nothing else names the scope (e.g. a method's own arithmetic)."""
+    names = [n for n in str(eqn.source_info.name_stack).split("/") if n]
+    wrapper = ("jvp(", "transpose(")
+    modules = tuple(n for n in names if not n.startswith(wrapper))
+    if modules:
+        return modules
+    unwrapped = (n.replace("transpose(", "").replace("jvp(", "").rstrip(")") for n in names)
+    return tuple(n for n in unwrapped if n)
+
+
+def _scope(names: tuple[str, ...], depth: int) -> str:
     return "/".join(names[:depth]) or "(outside modules)"
 
 
@@ -48,8 +60,14 @@ def _sub_jaxprs(eqn):
                 yield v
 
 
-def _count(jaxpr, multiplier: int, totals: collections.Counter, kinds: collections.Counter, depth: int) -> None:
+def _count(
+    jaxpr, multiplier: int, totals: collections.Counter, kinds: collections.Counter, depth: int, outer=()
+) -> None:
+    """Adds ``jaxpr``'s FLOPs (times ``multiplier``) to ``totals`` by scope and ``kinds`` by
+    primitive. ``outer``: the module names of the equation that holds ``jaxpr``; they come first,
+    since the name stacks inside a nested jaxpr (e.g. a custom derivative's) can be relative."""
     for eqn in jaxpr.eqns:
+        names = outer + _module_names(eqn)
         name = eqn.primitive.name
         if name == "dot_general":
             flops = _dot_flops(eqn)
@@ -58,7 +76,7 @@ def _count(jaxpr, multiplier: int, totals: collections.Counter, kinds: collectio
         else:
             flops = 0
         if flops:
-            totals[_scope(eqn, depth)] += multiplier * flops
+            totals[_scope(names, depth)] += multiplier * flops
             kinds[name] += multiplier * flops
             continue
         inner = multiplier * (eqn.params["length"] if name == "scan" else 1)
@@ -66,7 +84,7 @@ def _count(jaxpr, multiplier: int, totals: collections.Counter, kinds: collectio
             best = None
             for branch in eqn.params["branches"]:
                 t, k = collections.Counter(), collections.Counter()
-                _count(branch.jaxpr, inner, t, k, depth)
+                _count(branch.jaxpr, inner, t, k, depth, names)
                 if best is None or sum(k.values()) > sum(best[1].values()):
                     best = (t, k)
             if best:
@@ -74,7 +92,7 @@ def _count(jaxpr, multiplier: int, totals: collections.Counter, kinds: collectio
                 kinds.update(best[1])
             continue
         for sub in _sub_jaxprs(eqn):
-            _count(sub, inner, totals, kinds, depth)
+            _count(sub, inner, totals, kinds, depth, names)
 
 
 def matmul_flops(fn, *args, depth: int = 2, **kwargs) -> dict:

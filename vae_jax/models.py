@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from vae_jax import losses
+from vae_jax import losses, tall_matmul
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -270,14 +270,15 @@ class MaskedConv(nn.Module):
     in raster order (`causal_offsets`), so it never sees the pixel it helps to predict.
 
     Computed as a dense layer on `causal_neighbourhoods` (a masked convolution's taps without
-    the masked-out half): one matrix product, forward and backward."""
+    the masked-out half): one matrix product, forward and backward (`tall_matmul.RowsDense`)."""
 
     features: int
     kernel_size: int = 7
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return nn.Dense(self.features, name="taps")(causal_neighbourhoods(x, self.kernel_size))
+        taps = tall_matmul.RowsDense(self.features, name="taps")
+        return taps(causal_neighbourhoods(x, self.kernel_size))
 
 
 class AutoregressiveDecoder(nn.Module):
@@ -287,7 +288,8 @@ class AutoregressiveDecoder(nn.Module):
 
     The latent decoder ``base`` maps z to ``[b, H, W, z_features]``; at each pixel,
     ``h = act(MaskedConv(x) + Dense(features))`` goes through ``hidden_layers`` per-pixel
-    dense layers of width ``features`` to one logit. Teacher forcing makes the log-likelihood
+    dense layers of width ``features`` to one logit (`tall_matmul.RowsDense`: Dense layers
+    whose weight and bias gradients, sums over every pixel of the batch, use every core). Teacher forcing makes the log-likelihood
     one parallel pass (``__call__(z, x)``); decoding images is sequential
     (`vae_jax.objectives.greedy_autoregressive_images`).
     """
@@ -300,9 +302,9 @@ class AutoregressiveDecoder(nn.Module):
 
     def setup(self):
         self.context = MaskedConv(self.features, self.kernel_size)
-        self.condition = nn.Dense(self.features)
-        self.hidden = [nn.Dense(self.features) for _ in range(self.hidden_layers)]
-        self.out = nn.Dense(1)
+        self.condition = tall_matmul.RowsDense(self.features)
+        self.hidden = [tall_matmul.RowsDense(self.features) for _ in range(self.hidden_layers)]
+        self.out = tall_matmul.RowsDense(1)
 
     def latent_features(self, z: jax.Array) -> jax.Array:
         """``[b, H, W, z_features]``: everything the decoder takes from z."""
