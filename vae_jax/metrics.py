@@ -261,6 +261,16 @@ def _likelihood_summary(per_example, num_samples: int) -> dict[str, Any]:
     }
 
 
+def _estimate(chunk_estimate: Callable, images: np.ndarray, data_chunk: int, progress, num_samples: int):
+    """``chunk_estimate(chunk, offset) -> L_k [len(chunk)]`` over the images' chunks (`_map_chunks`),
+    with full float32 matrix products (GPUs would otherwise use TF32, 10-bit mantissas, which
+    moves a reported log-likelihood by ~1e-4 relative: 0.01 nats on binarised MNIST); the dict
+    of `_likelihood_summary`."""
+    with jax.default_matmul_precision("float32"):
+        per_example = _map_chunks(chunk_estimate, images, data_chunk, progress)
+    return _likelihood_summary(per_example, num_samples)
+
+
 def importance_sampled_log_likelihood(
     encode: Callable,
     log_likelihood: Callable,
@@ -331,18 +341,15 @@ def importance_sampled_log_likelihood(
     encode, log_likelihood = _as_partial(encode), _as_partial(log_likelihood)
     log_prior = None if log_prior is None else _as_partial(log_prior)
     k, chunk_k = np.int32(num_samples), int(min(sample_chunk, num_samples))
-    # Full float32 matrix products: GPUs would otherwise use TF32 (10-bit mantissas), which
-    # moves a reported log-likelihood by ~1e-4 relative (0.01 nats on binarised MNIST).
-    with jax.default_matmul_precision("float32"):
-        per_example = _map_chunks(
-            lambda chunk, offset: _importance_sampled_chunk(
-                encode, log_likelihood, log_prior, chunk, offset, key, k, sample_chunk=chunk_k
-            ),
-            images,
-            data_chunk,
-            progress,
-        )
-    return _likelihood_summary(per_example, num_samples)
+    return _estimate(
+        lambda chunk, offset: _importance_sampled_chunk(
+            encode, log_likelihood, log_prior, chunk, offset, key, k, sample_chunk=chunk_k
+        ),
+        images,
+        data_chunk,
+        progress,
+        num_samples,
+    )
 
 
 def importance_sampled_log_weights(
@@ -368,14 +375,13 @@ def importance_sampled_log_weights(
     images = _as_numpy_images(images)
     log_weight = _as_partial(log_weight)
     k, chunk_k = np.int32(num_samples), int(min(sample_chunk, num_samples))
-    with jax.default_matmul_precision("float32"):  # as in importance_sampled_log_likelihood
-        per_example = _map_chunks(
-            lambda chunk, offset: _weighted_chunk(log_weight, chunk, offset, key, k, sample_chunk=chunk_k),
-            images,
-            data_chunk,
-            progress,
-        )
-    return _likelihood_summary(per_example, num_samples)
+    return _estimate(
+        lambda chunk, offset: _weighted_chunk(log_weight, chunk, offset, key, k, sample_chunk=chunk_k),
+        images,
+        data_chunk,
+        progress,
+        num_samples,
+    )
 
 
 class _LikelihoodConfig(NamedTuple):
