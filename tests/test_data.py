@@ -234,11 +234,11 @@ def test_amat_sha256_is_the_file_format(tmp_path):
 
 
 def real_binarized_mnist_dir() -> str:
-    """The first of `REAL_DATA_DIRS` with a ``binarized_mnist/`` folder; skips when none has one."""
+    """The first of `REAL_DATA_DIRS` with a ``binarized_mnist/`` folder; fails when none has one."""
     for directory in REAL_DATA_DIRS:
         if os.path.isdir(os.path.join(directory, "binarized_mnist")):
             return directory
-    pytest.skip(
+    pytest.fail(
         "the real binarized MNIST is absent: no binarized_mnist/ folder in "
         + " or ".join(REAL_DATA_DIRS)
         + f" (set ${data.ENV_VAR} to the directory holding binarized_mnist/)"

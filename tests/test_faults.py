@@ -130,7 +130,7 @@ def small_disk(tmp_path):
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode:
-        pytest.skip(f"a full disk is made with a tmpfs mount, which needs root: {mounted.stderr.decode()[:200]}")
+        pytest.fail(f"a full disk is made with a tmpfs mount, which needs root: {mounted.stderr.decode()[:200]}")
 
     def resize(size):
         subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)

@@ -410,7 +410,9 @@ def _arrays_case(root, case):
         arrays["train_labels"] = labels[:0]
         fragments += ["no images"]
     elif case == "objects":
-        np.save(root / "images.npy", np.array([images[0], "text"], dtype=object), allow_pickle=True)
+        with open(root / "images.npy", "wb") as f:  # an object array's header; its bytes are never read
+            np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (2,)})
+            f.write(b"not an array of numbers")
         return root, [str(root / "images.npy"), "allow_pickle=False"]
     elif case == "unknown_name":
         arrays["tset_images"] = images

@@ -8,7 +8,6 @@ and its recorded SHA-256 is present and matches."""
 import contextlib
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def no_pickle():
 
     with pytest.MonkeyPatch.context() as patch:
         for name in ("load", "loads", "Unpickler"):
-            patch.setattr(pickle, name, refuse)
+            patch.setattr(f"pickle.{name}", refuse)
         patch.setattr(np, "load", load)
         yield
 
