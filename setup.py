@@ -21,7 +21,7 @@ setup(
         "scikit-learn>=1.4",
         # Grain: the JAX ecosystem's data loader (index-based random access, threads), for streamed sources.
         "grain>=0.2.10",
-        "Pillow>=10",  # decodes folders of PNG/JPEG files and resizes images (vae_jax/image_ops.py)
+        "Pillow>=10",  # decodes folders of PNG/JPEG files and resizes images (vae_jax/data/image_ops.py)
     ],
     extras_require={
         # tensorflow-datasets route for grey-level MNIST and friends (needs network to download).

@@ -1,7 +1,7 @@
 """Likelihood benchmark candidate: a 2-layer ladder VAE with the VampPrior on top and the local
 autoregressive decoder at the bottom.
 
-Two stochastic layers of 40 latents with top-down inference (`vae_jax.hierarchical`, the Ladder
+Two stochastic layers of 40 latents with top-down inference (`vae_jax.models.ladder`, the Ladder
 VAE's precision-weighted posteriors): bottom up 784-300-300 (h_1) -300 (h_2), each giving a
 Gaussian estimate of its layer; top down p(z_1 | z_2) through 40-300-(40, 40). The prior of z_2
 is the VampPrior with 500 learned pseudo-inputs (``model.prior='vamp'``). p(x | z_1) is the

@@ -5,7 +5,7 @@ VampPrior on z_2, the autoregressive decoder on z_1, free bits 0.1, KL warm-up o
 Adam 1e-3, batch 128, the epoch with the best validation negative ELBO kept, early stopping
 after 20 epochs without a better one) except the length: 180 epochs and a cosine decay over
 180, about two hours of training steps on 2 CPU cores at ~1,300 examples/s (the step's
-benchmark rate since `vae_jax.tall_matmul`; the hour-long config runs 50 epochs), unless early
+benchmark rate since `vae_jax.models.tall_matmul`; the hour-long config runs 50 epochs), unless early
 stopping ends it sooner (it did, after 43 minutes: docs/results.md). It
 answers the issue's question of what more time buys the same model; its validation curve
 (`python -m experiments.curve`) gives the best validation negative ELBO at 30, 60 and 120

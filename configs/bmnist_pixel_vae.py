@@ -2,7 +2,7 @@
 
 784-300-300-(32 latents) MLP encoder; the decoder maps z through 300-300 to an 8-channel
 28x28 feature map, and each pixel's Bernoulli logit mixes it with a masked 7x7 neighbourhood
-of the pixels before it (three rows above, three to the left; `models.AutoregressiveDecoder`).
+of the pixels before it (three rows above, three to the left; `autoregressive.AutoregressiveDecoder`).
 The small context leaves global shape to z. ELBO with free bits (0.25 nats per latent
 dimension) and a KL warm-up over 10 epochs, Adam 1e-3 with a cosine decay, batch 128; the
 epoch with the best validation negative ELBO is kept (never the test split), and training

@@ -4,7 +4,7 @@ The same 784-300-300-(40 latents)-300-300-784 tanh MLP, Bernoulli decoder, ELBO,
 over 10 epochs, Adam 1e-3 with a cosine decay over 400 epochs, batch 128, selection on the
 validation split and early stopping after 50 epochs without improvement; only the prior
 differs: p(z) = (1/500) sum_k q(z | u_k), the encoder's posteriors at 500 learned
-pseudo-inputs u_k (Tomczak & Welling 2018; `models.VAE`, ``model.prior='vamp'``). The KL
+pseudo-inputs u_k (Tomczak & Welling 2018; `vae.VAE`, ``model.prior='vamp'``). The KL
 then has no closed form: the ELBO uses the one-sample estimate log q(z|x) - log p(z).
 
 Command:

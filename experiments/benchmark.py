@@ -13,15 +13,15 @@ probability 0.13). Parts (``--parts``, all by default):
   with Adam alone, with SGD, without metrics, and of its matmuls alone and at the peak;
 - the best likelihood model (``--likelihood_model``, a config of configs/): its training rate on
   synthetic binary images, its matrix-product FLOPs per example counted from the step's jaxpr
-  (`vae_jax.flops`) and their share by model part, the fraction of the matmul peak they reach,
+  (`vae_jax.evaluation.flops`) and their share by model part, the fraction of the matmul peak they reach,
   and a profile of its step (trainer, SGD, loss alone, forward alone);
 - compile time of the first step;
 - importance-sampled NLL with k = 1000 on 10,000 images;
 - PCA fit on 60,000 x 784 against scikit-learn's full-SVD PCA, with both reconstruction errors;
-- sweep throughput: 8 members (beta x seed) trained by the sweep loop (`vae_jax.loop`), in
+- sweep throughput: 8 members (beta x seed) trained by the sweep loop (`vae_jax.training.loop`), in
   turn and in one vmapped program, against 8 separate trainings of the same steps, for the
   reference VAE and a small one, and which of the two the sweep chooses for them;
-- streaming (`vae_jax.streaming`) on Fashion-MNIST written as 70,000 PNG files (under
+- streaming (`vae_jax.data.streaming`) on Fashion-MNIST written as 70,000 PNG files (under
   ``runs/benchmark-data/``, written once): decoding them (once, Grain threads, Pillow), and
   the pipeline's examples/s reading an epoch's segments from the decoded uint8 ``.npy``
   memmap, against the training rate of ``configs/vae.py``'s model on the same images
@@ -43,33 +43,22 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from experiments import cli
-
-from configs import vae_binarized_mnist
 from configs import vae as default_vae
-from vae_jax import (
-    data,
-    flops,
-    image_folder,
-    loop,
-    metrics,
-    objectives,
-    parallel,
-    pca,
-    streaming,
-    sweep_spec,
-    tall_matmul,
-    train,
-)
+from configs import vae_binarized_mnist
+from experiments import cli
+from vae_jax import parallel
+from vae_jax.data import datasets, image_folder, streaming
 from vae_jax.errors import ConfigError
+from vae_jax.evaluation import flops, likelihood
+from vae_jax.models import interface, pca, registry, tall_matmul
+from vae_jax.training import loop, programs, sweep_spec
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Smaller sizes and fewer repeats (a smoke run, not for reporting).")
 DEFAULT_OUTPUT = os.path.join("runs", "benchmark.json")
 flags.DEFINE_string("output", DEFAULT_OUTPUT, "Where to write the figures as JSON (its directory must exist).")
-flags.DEFINE_list(
-    "parts", ["matmul", "train", "profile", "likelihood", "nll", "pca", "sweep", "streaming"], "Which parts to run."
-)
+PARTS = ("matmul", "train", "profile", "likelihood", "nll", "pca", "sweep", "streaming")
+flags.DEFINE_list("parts", list(PARTS), f"Which parts to run, comma-separated, among {','.join(PARTS)}.")
 flags.DEFINE_string(
     "likelihood_model",
     "bmnist_ladder_vae",
@@ -143,18 +132,19 @@ def reference_epoch(num_examples: int):
     """``(config, fns, model, keys, images, order)``: the reference VAE and one epoch of
     ``num_examples`` synthetic binary images in the trainer's batch order."""
     config = reference_config()
-    fns, model = train.model_fns(config, (28, 28, 1))
-    keys = train.run_keys(0)
+    fns = registry.build(config, (28, 28, 1))
+    model = fns.module
+    keys = programs.run_keys(0)
     images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
-    return config, fns, model, keys, images, train.epoch_order(keys["data"], 0, num_examples, BATCH)
+    return config, fns, model, keys, images, programs.epoch_order(keys["data"], 0, num_examples, BATCH)
 
 
 def train_throughput(num_examples: int, repeats: int) -> dict:
     """Examples/s of fused and per-step epochs of the reference VAE, and compile time."""
     config, fns, model, keys, images, order = reference_epoch(num_examples)
     steps = len(order)
-    state = train.create_train_state(model, (28, 28, 1), config, steps, keys["init"], 0)
-    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
+    state = programs.create_train_state(fns, config, steps, keys["init"], 0)
+    step = programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0)
 
     def step_at(state, images, indices):  # images as an argument, as in the trainer (not a constant)
         return step(state, images[indices], jax.random.fold_in(keys["train"], state.step))
@@ -166,7 +156,7 @@ def train_throughput(num_examples: int, repeats: int) -> dict:
     results = {"compile_first_step_s": compile_seconds, "flops_per_example": flops_per_example()}
     runs = {}
     for name, fused in (("fused_epoch", True), ("step_per_call", False)):
-        epoch = train.make_train_epoch(step, fused=fused)
+        epoch = programs.make_train_epoch(step, fused=fused)
         holder = {"state": jax.tree.map(jnp.copy, state)}  # epochs donate (delete) their input state
 
         def run(epoch=epoch, holder=holder):
@@ -201,12 +191,12 @@ def linear_chain_epoch(steps: int):
     return lambda: jax.block_until_ready(epoch(params, batches))
 
 
-def fused_epoch_runner(model, config, tx, step, keys, images, order):
+def fused_epoch_runner(fns, config, tx, step, keys, images, order):
     """A blocking call that trains one fused epoch of ``step`` over ``images`` in ``order``,
     from a fresh state (optimiser ``tx``) that each call carries on."""
-    state = train.create_train_state(model, images.shape[1:], config, len(order), keys["init"], 0, tx=tx)
+    state = programs.create_train_state(fns, config, len(order), keys["init"], 0, tx=tx)
     holder = {"state": state}
-    epoch = train.make_train_epoch(step, fused=True)
+    epoch = programs.make_train_epoch(step, fused=True)
 
     def run():
         holder["state"], m = epoch(holder["state"], images, order, keys["train"])
@@ -219,7 +209,7 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     """Where a training step's time goes: fused epochs of the reference VAE with the
     trainer's optimiser and with less of it, in the same process (milliseconds per step).
 
-    - ``trainer``: Adam inside ``optax.apply_if_finite`` (what `train.make_optimizer` builds);
+    - ``trainer``: Adam inside ``optax.apply_if_finite`` (what `programs.make_optimizer` builds);
     - ``with_diagnostics``: the same, also computing the metrics the step leaves out
       (``fns.diagnostics``: the VAE's squared error);
     - ``adam``: Adam alone, no guard; ``sgd``: plain SGD (forward, backward, one pass over
@@ -238,18 +228,18 @@ def step_profile(num_examples: int, repeats: int, matmul_gflops: float | None) -
     )
     config = reference_config()
     variants = {  # name: (optimiser, model functions)
-        "trainer": (train.make_optimizer(config.optimizer, steps), fns),
-        "with_diagnostics": (train.make_optimizer(config.optimizer, steps), fns._replace(diagnostics=())),
+        "trainer": (programs.make_optimizer(config.optimizer, steps), fns),
+        "with_diagnostics": (programs.make_optimizer(config.optimizer, steps), fns._replace(diagnostics=())),
         "adam": (optax.adam(1e-3), fns),
         "sgd": (optax.sgd(1e-3), fns),
         "sgd_loss_only": (optax.sgd(1e-3), loss_only),
     }
 
     def runner(tx, variant_fns):
-        step = train.make_train_step(
-            variant_fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0
+        step = programs.make_train_step(
+            variant_fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0
         )
-        return fused_epoch_runner(model, config, tx, step, keys, images, order)
+        return fused_epoch_runner(fns, config, tx, step, keys, images, order)
 
     runs = {name: runner(*variant) for name, variant in variants.items()}
     results = {
@@ -272,8 +262,8 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
       metrics); ``forward``: the loss alone, no gradient (what the backward pass adds is
       ``sgd_loss_only - forward``); ``trainer_unchunked``: the run's step with the per-pixel
       layers' weight and bias gradients each one contraction over all pixels, as
-      ``flax.linen.Dense`` computes them (what `vae_jax.tall_matmul`'s chunks save).
-    - matrix-product FLOPs per example (`vae_jax.flops`, counted from the step's jaxpr, backward
+      ``flax.linen.Dense`` computes them (what `vae_jax.models.tall_matmul`'s chunks save).
+    - matrix-product FLOPs per example (`vae_jax.evaluation.flops`, counted from the step's jaxpr, backward
       included) and their share by model part; the achieved GFLOP/s and the fraction of the
       matmul peak they reach; the same FLOPs at the peak, in ms per step (a lower bound).
     """
@@ -281,25 +271,27 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
 
     config = importlib.import_module(f"configs.{name}").get_config()
     num_examples = max(num_examples, 2 * config.batch_size)  # at least two steps
-    keys = train.run_keys(0)
+    keys = programs.run_keys(0)
     images = (jax.random.uniform(keys["data"], (num_examples, 28, 28, 1)) < 0.13).astype(jnp.float32)
-    fns, model = train.model_fns(config, images.shape[1:])
-    order = train.epoch_order(keys["data"], 0, num_examples, config.batch_size)
+    fns = registry.build(config, images.shape[1:])
+    order = programs.epoch_order(keys["data"], 0, num_examples, config.batch_size)
     steps = len(order)
-    hyper = objectives.hyper(config)
+    hyper = interface.hyper(config)
     full_metrics = fns.per_example_metrics
     loss_only = fns._replace(
         per_example_metrics=lambda *args, **kwargs: {"loss": full_metrics(*args, **kwargs)["loss"]}
     )
 
     def step_of(variant_fns):  # KL warm-up in progress, as in a run's first epochs
-        return train.make_train_step(variant_fns, dynamic_binarization=False, hyper=hyper, kl_warmup_steps=10 * steps)
+        return programs.make_train_step(
+            variant_fns, dynamic_binarization=False, hyper=hyper, kl_warmup_steps=10 * steps
+        )
 
     def forward(state, batch, rng):
         loss = jnp.mean(full_metrics(state.params, batch, rng, hyper._replace(kl_weight=0.5))["loss"])
         return state, {"loss": loss}
 
-    trainer_tx = train.make_optimizer(config.optimizer, steps)
+    trainer_tx = programs.make_optimizer(config.optimizer, steps)
     variants = {
         "trainer": (trainer_tx, step_of(fns)),
         "sgd": (optax.sgd(1e-3), step_of(fns)),
@@ -307,17 +299,17 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
         "forward": (optax.sgd(1e-3), forward),
     }
     runs = {
-        variant: fused_epoch_runner(model, config, tx, step, keys, images, order)
+        variant: fused_epoch_runner(fns, config, tx, step, keys, images, order)
         for variant, (tx, step) in variants.items()
     }
     # Its own step function (a new closure: nothing traced for the others is reused), compiled
     # now, with one contraction per gradient of a per-pixel layer.
-    runs["trainer_unchunked"] = fused_epoch_runner(model, config, trainer_tx, step_of(fns), keys, images, order)
+    runs["trainer_unchunked"] = fused_epoch_runner(fns, config, trainer_tx, step_of(fns), keys, images, order)
     with tall_matmul.unchunked():
         runs["trainer_unchunked"]()
     seconds = interleaved_medians(runs, repeats)
 
-    state = train.create_train_state(model, images.shape[1:], config, steps, keys["init"], 0, tx=trainer_tx)
+    state = programs.create_train_state(fns, config, steps, keys["init"], 0, tx=trainer_tx)
     counted = flops.matmul_flops(variants["trainer"][1], state, images[: config.batch_size], keys["train"])
     per_example = counted["total"] / config.batch_size
     rate = steps * config.batch_size / seconds["trainer"]
@@ -339,14 +331,13 @@ def likelihood_model_speed(name: str, num_examples: int, repeats: int, matmul_gf
 def nll_throughput(num_images: int, num_samples: int) -> dict:
     """Seconds for the importance-sampled NLL with ``num_samples`` samples of ``num_images`` images."""
     config = reference_config()
-    fns, model = train.model_fns(config, (28, 28, 1))
-    del fns
-    keys = train.run_keys(0)
-    params = train.create_train_state(model, (28, 28, 1), config, 1, keys["init"], 0).params
+    fns = registry.build(config, (28, 28, 1))
+    keys = programs.run_keys(0)
+    params = programs.create_train_state(fns, config, 1, keys["init"], 0).params
     images = (np.random.default_rng(0).uniform(size=(num_images, 28, 28, 1)) < 0.13).astype(np.float32)
-    run = lambda: metrics.vae_log_likelihood(model, params, config, images, keys["eval"], num_samples=num_samples)
-    run_small = lambda: metrics.vae_log_likelihood(
-        model, params, config, images[:200], keys["eval"], num_samples=num_samples
+    run = lambda: likelihood.model_log_likelihood(fns, params, images, keys["eval"], num_samples=num_samples)
+    run_small = lambda: likelihood.model_log_likelihood(
+        fns, params, images[:200], keys["eval"], num_samples=num_samples
     )
     run_small()  # compile
     start = time.perf_counter()
@@ -382,7 +373,7 @@ def sweep_speedup(
     """Member-examples/s of ``members`` VAEs (beta x seed) trained for one epoch of
     ``num_examples`` synthetic binary images each: as separate runs (each member its own
     fused-epoch program, as a run builds it) against the sweep loop's two ways of running
-    members together (`loop.MembersSegment`: ``in_turn`` and ``vmap``), timed in interleaved
+    members together (`programs.MembersSegment`: ``in_turn`` and ``vmap``), timed in interleaved
     rounds after a warm-up; ``auto`` is the way `loop.choose_execution` picks for them, and
     ``_speedup`` its ratio. ``_first_s``: the first epoch of all members, compilation included."""
     config = reference_config()
@@ -395,16 +386,18 @@ def sweep_speedup(
         sweep_spec.values("beta", [0.5, 1.0, 2.0, 4.0]), sweep_spec.values("seed", list(range((members + 3) // 4)))
     )[:members]
     configs = [sweep_spec.apply_overrides(config, o) for o in overrides]
-    keys = [train.run_keys(member.seed) for member in configs]
-    orders = [train.epoch_order(k["data"], 0, num_examples, batch) for k in keys]
+    keys = [programs.run_keys(member.seed) for member in configs]
+    orders = [programs.epoch_order(k["data"], 0, num_examples, batch) for k in keys]
 
     separate = []
     for member, key, order in zip(configs, keys, orders):
-        fns, model = train.model_fns(member, shape)
-        step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(member), kl_warmup_steps=0)
-        state = train.create_train_state(model, shape, member, steps, key["init"], 0)
+        fns = registry.build(member, shape)
+        step = programs.make_train_step(
+            fns, dynamic_binarization=False, hyper=interface.hyper(member), kl_warmup_steps=0
+        )
+        state = programs.create_train_state(fns, member, steps, key["init"], 0)
         separate.append(
-            {"state": state, "epoch": train.make_train_epoch(step, fused=True), "key": key["train"], "order": order}
+            {"state": state, "epoch": programs.make_train_epoch(step, fused=True), "key": key["train"], "order": order}
         )
 
     def run_separate():
@@ -412,13 +405,13 @@ def sweep_speedup(
             run["state"], metrics = run["epoch"](run["state"], images, run["order"], run["key"])
             jax.block_until_ready(metrics)
 
-    fns, _ = train.model_fns(config, shape)
+    fns = registry.build(config, shape)
     runs = {"separate": run_separate}
     for execution in ("in_turn", "vmap"):
-        epoch = loop.MembersSegment(
-            fns, config, [(objectives.hyper(m), 0) for m in configs], [k["train"] for k in keys], execution, None
+        epoch = programs.MembersSegment(
+            fns, config, [(interface.hyper(m), 0) for m in configs], [k["train"] for k in keys], execution, None
         )
-        holder = {"states": loop.initial_states(configs, shape, steps, steps)}
+        holder = {"states": programs.initial_states(configs, shape, steps, steps)}
 
         def run_members(epoch=epoch, holder=holder):  # a whole epoch as one segment
             sums = epoch.zeros(holder["states"], images)
@@ -456,7 +449,7 @@ def fashion_mnist_pngs(directory: str) -> tuple[list[str], np.ndarray]:
     (written the first time) and the same images as uint8 ``[N, 28, 28, 1]``."""
     from PIL import Image  # noqa: PLC0415
 
-    splits = data.load_dataset("fashion_mnist")
+    splits = datasets.load_dataset("fashion_mnist")
     images = np.concatenate([splits["train"].images, splits["test"].images])
     images = np.round(images * 255).astype(np.uint8)
     os.makedirs(directory, exist_ok=True)
@@ -499,8 +492,8 @@ def streaming_speed(repeats: int, quick: bool) -> dict:
 
     config = default_vae.get_config()
     mesh = parallel.data_mesh()
-    keys = train.run_keys(0)
-    order = train.epoch_order(keys["data"], 0, len(images), config.batch_size)
+    keys = programs.run_keys(0)
+    order = programs.epoch_order(keys["data"], 0, len(images), config.batch_size)
     host_order = np.asarray(order)
     reader = streaming.SegmentReader(streaming.StreamedImages(memmap), mesh)
     length = min(len(host_order), streaming.max_segment_steps(1, config.batch_size, 28 * 28 * 4))
@@ -510,11 +503,12 @@ def streaming_speed(repeats: int, quick: bool) -> dict:
             segment, _ = reader.read([host_order[position : position + length]])
             jax.block_until_ready(segment)
 
-    fns, model = train.model_fns(config, (28, 28, 1))
-    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
-    epoch = train.make_train_epoch(step, fused=True)
+    fns = registry.build(config, (28, 28, 1))
+
+    step = programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0)
+    epoch = programs.make_train_epoch(step, fused=True)
     resident = parallel.shard_rows(images.astype(np.float32) / 255, mesh)
-    holder = {"state": train.create_train_state(model, (28, 28, 1), config, len(order), keys["init"], 0)}
+    holder = {"state": programs.create_train_state(fns, config, len(order), keys["init"], 0)}
 
     def train_epoch():
         holder["state"], metrics_ = epoch(holder["state"], resident, order, keys["train"])
@@ -535,13 +529,12 @@ def streaming_speed(repeats: int, quick: bool) -> dict:
 
 def main(argv):
     del argv
-    directory = os.path.dirname(os.path.abspath(FLAGS.output))
     if FLAGS.output == DEFAULT_OUTPUT:
-        os.makedirs(directory, exist_ok=True)
-    if not os.path.isdir(directory):  # checked first: the figures are written after minutes of measuring
-        raise ConfigError(
-            f"--output={FLAGS.output}: the directory {directory} does not exist; create it or pass another --output."
-        )
+        os.makedirs(os.path.dirname(DEFAULT_OUTPUT), exist_ok=True)
+    cli.check_flags(  # first: the figures are written after minutes of measuring
+        parts=cli.each(cli.one_of(PARTS), f"parts among {','.join(PARTS)}, comma-separated", allow_empty=True),
+        output=cli.file_in_existing_directory(),
+    )
     if "likelihood" in FLAGS.parts and importlib.util.find_spec(f"configs.{FLAGS.likelihood_model}") is None:
         raise ConfigError(
             f"--likelihood_model={FLAGS.likelihood_model}: there is no configs/{FLAGS.likelihood_model}.py; "

@@ -3,9 +3,10 @@
 Each experiment ``NAME`` writes ``<workdir>/NAME.json`` (its numbers), ``<workdir>/NAME.md``
 (a Markdown section with the numbers and links to its figures) and ``<workdir>/NAME_*.png``,
 where ``<workdir>`` is ``--workdir`` (default ``runs/lecture``); ``python -m experiments.report``
-joins the sections into one page. Models are trained with `vae_jax.run.train_and_evaluate` in
+joins the sections into one page. Models are trained with `vae_jax.training.run.train_and_evaluate` in
 ``<workdir>/workdirs/<run>``: a re-run reuses (or resumes) the finished runs there, and
-`train_and_restore` hands back their parameters.
+`train_and_restore` hands back their parameters. `flag_rules` gives the checks of the shared
+flags below for `experiments.cli.check_flags`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from vae_jax.errors import ConfigError
+from experiments import cli
+from vae_jax.data import datasets
+from vae_jax.errors import ConfigError, DataError
 
 DEFAULT_WORKDIR = "runs/lecture"
 # `--workdir` is also the flag of experiments.train, evaluate and sweep (one name, one idea: the
@@ -38,10 +41,42 @@ if "workdir" not in flags.FLAGS:
 WORKDIR = flags.FlagHolder(flags.FLAGS, flags.FLAGS["workdir"])
 # Shared by the experiments (one process may import several, e.g. the tests); None means
 # the experiment's own default, given in its module docstring.
-DATASET = flags.DEFINE_string("dataset", None, "Dataset name (vae_jax.data.DATASETS); default: the experiment's.")
+DATASET = flags.DEFINE_string(
+    "dataset", None, "Dataset name (vae_jax.data.datasets.DATASETS); default: the experiment's."
+)
 DATA_DIR = flags.DEFINE_string("data_dir", "", "Data directory; '' means $VAE_JAX_DATA_DIR, then the usual places.")
 EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs of every model; default: the experiment's.")
 LATENTS = flags.DEFINE_integer("latents", None, "Latent dimensions; default: the experiment's.")
+
+
+def _known_dataset(name: str) -> bool:
+    try:
+        datasets.check_name(name)
+    except DataError:
+        return False
+    return True
+
+
+# What the shared flags must be (`experiments.cli.check_flags`); each experiment checks those it uses.
+FLAG_RULES = {
+    "workdir": cli.usable_directory(),
+    "dataset": cli.Rule(
+        _known_dataset,
+        f"a dataset name: one of {', '.join(datasets.DATASETS + datasets.SOURCES)}, or {datasets.TFDS_PREFIX}<name>",
+    ),
+    "data_dir": cli.Rule(
+        lambda value: not value or os.path.exists(os.path.expanduser(os.path.expandvars(value))),
+        "an existing directory (the arrays' file for --dataset=arrays), or nothing for $VAE_JAX_DATA_DIR "
+        "and the usual places",
+    ),
+    "epochs": cli.Rule(lambda value: value >= 1, "an integer >= 1 (or no --epochs: the experiment's default)"),
+    "latents": cli.Rule(lambda value: value >= 1, "an integer >= 1 (or no --latents: the experiment's default)"),
+}
+
+
+def flag_rules(*names: str) -> dict[str, cli.Rule]:
+    """The `FLAG_RULES` of the shared flags ``names``, for ``cli.check_flags(**flag_rules(...))``."""
+    return {name: FLAG_RULES[name] for name in names}
 
 
 def flag_or(holder, default):
@@ -122,24 +157,25 @@ def all_finite(numbers) -> bool:
 def train_and_restore(config, workdir: str):
     """Trains ``config`` in ``workdir`` (or reuses/resumes the run there), then restores it.
 
-    Returns ``(fns, model, params, final_metrics)``: the `objectives.ModelFns`, the Flax
+    Returns ``(fns, model, params, final_metrics)``: the `interface.ModelFns`, the Flax
     module (None for PCA), the trained parameters (the fitted `pca.PCA` for PCA; the state
     selected on the validation split with ``config.model_selection='valid'``) and the final
     test metrics of `run.train_and_evaluate`.
     """
-    from vae_jax import run  # lazy: keeps `--help` fast
+    from vae_jax.training import run  # lazy: keeps `--help` fast
 
     final_metrics = run.train_and_evaluate(config, workdir)
     _, fns, model, params = run.restore(workdir)
     return fns, model, params, final_metrics
 
 
-def posterior(model, params, images, *, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, std)``, each ``[n, latents]``, of a `models.VAE`'s q(z|x) for ``images``."""
+def posterior(fns, params, images, *, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)``, each ``[n, latents]``, of a one-layer VAE's q(z|x) for ``images`` (its
+    ``fns.importance_parts.encode``)."""
 
     @jax.jit
     def encode(params, x):
-        mean, logvar = model.apply(params, x, method=model.encode)
+        mean, logvar = fns.importance_parts.encode(params, x)
         return mean, jnp.exp(0.5 * logvar)
 
     parts = [encode(params, images[start : start + batch_size]) for start in range(0, len(images), batch_size)]

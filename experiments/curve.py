@@ -4,7 +4,7 @@
 For each run, prints at each of ``--minutes`` the epoch reached and the best validation
 criterion so far (the negative ELBO for likelihood models: what model selection would have
 kept had training stopped there), then the whole run's. Training minutes are summed from the
-epochs' logged rates (`vae_jax.curve`: training steps with their compiling; validation passes
+epochs' logged rates (`vae_jax.training.curve`: training steps with their compiling; validation passes
 not counted). Reads each run's ``metrics.jsonl``, or the curve an export recorded
 (``--workdir=checkpoints/<name>``), and writes nothing into the runs (they may be training):
 ``--plot`` draws every run's curve in one figure, elsewhere.
@@ -13,10 +13,10 @@ not counted). Reads each run's ``metrics.jsonl``, or the curve an export recorde
 from absl import app, flags
 
 from experiments import cli
-from vae_jax import config as config_lib
-from vae_jax import curve, export, figures
-from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError
+from vae_jax.evaluation import figures
+from vae_jax.training import curve, export
+from vae_jax.training import workdir as workdir_lib
 
 WORKDIRS = flags.DEFINE_list(
     "workdir", None, "Runs of experiments.train, finished or not, or exports, comma-separated (required)."
@@ -52,16 +52,19 @@ def read_curve(workdir: str) -> list[curve.CurvePoint]:
 def main(argv):
     del argv
     with cli.exit_on_user_errors():
-        try:
-            marks = [float(m) for m in MINUTES.value]
-        except ValueError:
-            raise ConfigError(f"--minutes={','.join(MINUTES.value)}: give numbers of minutes, e.g. 10,30,60") from None
+        cli.check_flags(
+            workdir=cli.each(cli.existing_directory(), "runs or exports (their directories), comma-separated"),
+            minutes=cli.each(cli.number(0), "numbers of minutes >= 0, comma-separated"),
+            plot=cli.file_in_existing_directory(),
+        )
+        marks = [float(m) for m in MINUTES.value]
         curves = {workdir: read_curve(workdir) for workdir in WORKDIRS.value}  # all checked before any output
         for workdir, points in curves.items():
             print(f"{workdir}:")
             print("\n".join(curve_table(points, marks)))
         if PLOT.value:
-            kinds = {config_lib.read_run_config(workdir).model.kind for workdir in curves}
+            # The criterion is the negative ELBO where the runs log one (likelihood models), else their loss.
+            elbos = {any("neg_elbo" in r for r in curve.read_records(workdir)) for workdir in curves}
             with workdir_lib.writing(PLOT.value):
                 figures.save_curves(
                     PLOT.value,
@@ -69,7 +72,7 @@ def main(argv):
                         workdir: ([p.minutes for p in points], [p.value for p in points], [p.best for p in points])
                         for workdir, points in curves.items()
                     },
-                    ylabel="validation negative ELBO (nats)" if kinds == {"vae"} else "validation loss",
+                    ylabel="validation negative ELBO (nats)" if elbos == {True} else "validation loss",
                     title="best validation value against training minutes",
                 )
             print(f"Wrote {PLOT.value}")

@@ -24,15 +24,18 @@ from absl import app, flags
 
 from experiments import cli
 from vae_jax import config as config_lib
-from vae_jax import metrics, objectives, run, train
-from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError
+from vae_jax.evaluation import latent_geometry, likelihood
+from vae_jax.models import interface
+from vae_jax.training import programs, run
+from vae_jax.training import workdir as workdir_lib
 
 WORKDIR = flags.DEFINE_string(
     "workdir", None, "A finished (or resumable) run of experiments.train, or an export of one (required)."
 )
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Importance samples k per image.")
-SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one.")
+SPLITS = ("test", "valid", "train")  # the names of a dataset's splits (`vae_jax.data.datasets`)
+SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate: test, or valid where the dataset has one (or train).")
 SAMPLE_CHUNK = flags.DEFINE_integer(
     "sample_chunk",
     128,
@@ -53,9 +56,9 @@ def evaluate_run(
 ) -> dict:
     """Evaluates the VAE run in ``workdir`` on ``split``; writes and returns the figures.
 
-    ``sample_chunk`` and ``data_chunk`` set memory and speed only (`metrics.vae_log_likelihood`):
+    ``sample_chunk`` and ``data_chunk`` set memory and speed only (`likelihood.model_log_likelihood`):
     the estimate is the same for any of them up to float rounding. ``log_progress``: log the
-    estimate's progress (`metrics.LogProgress`); the numbers are the same without."""
+    estimate's progress (`likelihood.LogProgress`); the numbers are the same without."""
     config_lib.read_run_config(workdir)  # a workdir without a run: one error line, nothing created
     with workdir_lib.locked(workdir):  # it writes into the run's workdir
         return _evaluate_run(
@@ -71,26 +74,25 @@ def evaluate_run(
 def _evaluate_run(
     workdir: str, *, num_samples: int, split: str, sample_chunk: int, data_chunk: int, log_progress: bool
 ) -> dict:
-    config, fns, model, params = run.restore(workdir)  # never trains
+    config, fns, _, params = run.restore(workdir)  # never trains
     splits = run.load_splits(config)
     if split not in splits:
         raise ConfigError(
             f"--split={split}: {config.data.name} has the splits {', '.join(sorted(splits))}: pass one of them."
         )
-    if config.model.kind != "vae":
+    if fns.importance_parts is None and fns.log_importance_weight is None:
         raise ConfigError(
-            f"--workdir={workdir!r} holds a {config.model.kind} run: experiments.evaluate estimates a "
+            f"--workdir={workdir!r} holds a {fns.label} run: experiments.evaluate estimates a "
             "VAE's likelihood; the run's test metrics are in its final_metrics.json."
         )
     images = splits[split].images
-    eval_key = train.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
+    eval_key = programs.run_keys(config.seed)["eval"]  # the trainer's: the same negative ELBO as its final_metrics
     key = jax.random.fold_in(eval_key, num_samples)
     start = time.perf_counter()
-    progress = metrics.LogProgress(f"NLL k={num_samples} ({split})") if log_progress else None
-    nll = metrics.vae_log_likelihood(
-        model,
+    progress = likelihood.LogProgress(f"NLL k={num_samples} ({split})") if log_progress else None
+    nll = likelihood.model_log_likelihood(
+        fns,
         params,
-        config,
         images,
         key,
         num_samples=num_samples,
@@ -99,8 +101,8 @@ def _evaluate_run(
         progress=progress,
     )
     seconds = time.perf_counter() - start
-    elbo = train.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key, objectives.hyper(config))
-    units = metrics.active_units(lambda x: fns.encode(params, x), images)
+    elbo = programs.make_evaluate(fns, config.eval_batch_size)(params, images, eval_key, interface.hyper(config))
+    units = latent_geometry.active_units(lambda x: fns.encode(params, x), images)
     result = {
         "split": split,
         "num_samples": num_samples,
@@ -108,13 +110,15 @@ def _evaluate_run(
         "standard_error": nll["standard_error"],
         "neg_elbo": elbo["neg_elbo"],
         "active_units": units["active_units"],
-        "latents": list(config.model.hierarchy_latents) or config.model.latents,
+        "latents": list(fns.latent_sizes) if len(fns.latent_sizes) > 1 else fns.latent_sizes[0],
         "seconds": seconds,
     }
     if fns.encode_layers is not None:  # a ladder VAE: units is z_1's; each layer's active units
         result["active_units_per_layer"] = [
-            metrics.active_units(lambda x, layer=layer: fns.encode_layers(params, x)[layer], images)["active_units"]
-            for layer in range(len(config.model.hierarchy_latents))
+            latent_geometry.active_units(lambda x, layer=layer: fns.encode_layers(params, x)[layer], images)[
+                "active_units"
+            ]
+            for layer in range(len(fns.latent_sizes))
         ]
     if "bits_per_dim" in nll:  # a discretised likelihood of 8-bit data: bits per dimension too
         result["bits_per_dim"] = nll["bits_per_dim"]
@@ -128,6 +132,12 @@ def _evaluate_run(
 def main(argv):
     del argv
     with cli.exit_on_user_errors(WORKDIR.value):
+        cli.check_flags(  # the workdir's run is checked by evaluate_run, before anything is loaded
+            num_samples=cli.at_least(1),
+            split=cli.one_of(SPLITS),
+            sample_chunk=cli.at_least(1),
+            data_chunk=cli.at_least(1),
+        )
         result = evaluate_run(
             WORKDIR.value,
             num_samples=NUM_SAMPLES.value,

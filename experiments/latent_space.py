@@ -15,9 +15,9 @@ VAE's does not", as pictures and as numbers:
   occupy (0.5% to 99.5% quantiles of the test codes in each coordinate);
 - ``latent_space_samples.png``: decodings of random latent samples (the AE's from a Gaussian
   fitted to its codes, the VAE's from its prior N(0, I));
-- continuity (`vae_jax.metrics.continuity`): output change per code-std of latent movement
+- continuity (`vae_jax.evaluation.latent_geometry.continuity`): output change per code-std of latent movement
   along straight paths between test codes, and the largest single-step jump;
-- completeness (`vae_jax.metrics.completeness`): a logistic-regression classifier trained on
+- completeness (`vae_jax.evaluation.latent_geometry.completeness`): a logistic-regression classifier trained on
   real training images judges decoded samples (mean confidence relative to real test
   images), and the fraction of samples that land in empty regions of the training codes,
   under N(0, I) and under a Gaussian fitted to the codes.
@@ -35,7 +35,8 @@ from matplotlib.figure import Figure
 from configs import ae as ae_config
 from configs import vae as vae_config
 from experiments import cli, common
-from vae_jax import data, figures, metrics
+from vae_jax.data import datasets
+from vae_jax.evaluation import figures, latent_geometry
 
 NAME = "latent_space"
 NUM_SAMPLES = flags.DEFINE_integer("latent_samples", 2000, "Latent samples per distribution for completeness.")
@@ -122,15 +123,20 @@ def claim_checks(results) -> dict[str, bool]:
 
 def main(argv):
     del argv
+    cli.check_flags(
+        **common.flag_rules("workdir", "dataset", "data_dir", "epochs"),
+        latent_samples=cli.at_least(1),
+        latent_pairs=cli.at_least(1),
+    )
     dataset = common.flag_or(common.DATASET, "fashion_mnist")
     epochs = common.flag_or(common.EPOCHS, 10)
-    splits = data.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)
+    splits = datasets.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)
     train_images, train_labels = splits["train"].images, splits["train"].labels
     test_images, test_labels = splits["test"].images, splits["test"].labels
     image_shape = train_images.shape[1:]
     key = jax.random.key(0)
 
-    classifier = metrics.fit_image_classifier(train_images, train_labels, max_train=5000)
+    classifier = latent_geometry.fit_image_classifier(train_images, train_labels, max_train=5000)
     classifier_accuracy = float(classifier.score(test_images.reshape(len(test_images), -1), test_labels))
 
     results, codes, boxes, grids, samples = {}, {}, {}, {}, {}
@@ -138,16 +144,22 @@ def main(argv):
         run = f"{NAME}/{dataset}_{name.lower()}_z2_e{epochs}"
         fns, model, params, final = common.train_and_restore(config, common.workdir(run))
         encode, decode = Partial(fns.encode, params), Partial(fns.decode_image, params)
-        test_codes = metrics.encode_images(encode, test_images)
-        train_codes = metrics.encode_images(encode, train_images)
-        cont = metrics.continuity(encode, decode, test_images, jax.random.fold_in(key, 1), num_pairs=NUM_PAIRS.value)
-        comp = metrics.completeness(
+        test_codes = latent_geometry.encode_images(encode, test_images)
+        train_codes = latent_geometry.encode_images(encode, train_images)
+        cont = latent_geometry.continuity(
+            encode, decode, test_images, jax.random.fold_in(key, 1), num_pairs=NUM_PAIRS.value
+        )
+        comp = latent_geometry.completeness(
             decode, classifier, train_codes, test_images, jax.random.fold_in(key, 2), num_samples=NUM_SAMPLES.value
         )
         grid, boxes[name] = _grid(test_codes)
         grids[name] = np.asarray(fns.decode_image(params, grid))
         prior = "standard_normal" if name == "VAE" else "fitted_gaussian"
-        sampler = metrics.standard_normal_sampler(2) if name == "VAE" else metrics.fitted_gaussian_sampler(train_codes)
+        sampler = (
+            latent_geometry.standard_normal_sampler(2)
+            if name == "VAE"
+            else latent_geometry.fitted_gaussian_sampler(train_codes)
+        )
         samples[name] = np.asarray(fns.decode_image(params, sampler(jax.random.fold_in(key, 3), 100)))
         codes[name] = test_codes
         results[name] = {
@@ -159,11 +171,11 @@ def main(argv):
             "natural_sampler": prior,
         }
         if name == "VAE":  # a VAE fills more than its posterior means: compare with posterior samples too
-            mean, std = common.posterior(model, params, train_images)
+            mean, std = common.posterior(fns, params, train_images)
             reference = common.posterior_samples(mean, std, jax.random.fold_in(key, 4))
             reference = reference[np.random.default_rng(0).permutation(len(reference))[:10_000]]
             prior_z = np.asarray(jax.random.normal(jax.random.fold_in(key, 5), (NUM_SAMPLES.value, 2)))
-            results[name]["prior_empty_fraction_vs_posterior_samples"] = metrics.empty_region_fraction(
+            results[name]["prior_empty_fraction_vs_posterior_samples"] = latent_geometry.empty_region_fraction(
                 prior_z, reference
             )["empty_fraction"]
             results[name]["posterior_std"] = std.mean(axis=0)
@@ -293,7 +305,7 @@ def main(argv):
             f"## AE vs VAE latent space ({dataset}, 2 latents)",
             f"An MLP autoencoder (`configs/ae.py`) and an MLP VAE (`configs/vae.py`, c = 0.05, beta = 1), both with 2 "
             f"latents and {epochs} epochs. Continuity: {NUM_PAIRS.value} straight paths between random test codes, 20 "
-            f"steps each (`metrics.continuity`; the change is in grey levels, L2 over pixels, per code-std of latent "
+            f"steps each (`latent_geometry.continuity`; the change is in grey levels, L2 over pixels, per code-std of latent "
             f"movement). Completeness: {NUM_SAMPLES.value} latent samples per distribution, judged by a "
             f"logistic-regression classifier trained on 5,000 real training images (test accuracy "
             f"{classifier_accuracy:.1%}, mean confidence {numbers['test_confidence']:.3f} on real test images); the "

@@ -10,7 +10,7 @@ no network: it opens from disk), built from the experiments' JSON and trained mo
 numbers are the ones the experiments measured. Sections follow the lecture (as REPORT.md):
 
 - PCA's worked example (``pca_table.json``): the points A..E can be dragged; the covariance
-  ``X^T X / n``, its top eigenvector (closed form for 2x2, the sign rule of `vae_jax.pca`), the
+  ``X^T X / n``, its top eigenvector (closed form for 2x2, the sign rule of `vae_jax.models.pca`), the
   codes and the projections are recomputed in the page.
 - PCA vs a linear autoencoder (``pca_vs_linear_ae.json`` and its two models): the two bases as
   images side by side, their |cosines|, the principal angles and the errors.
@@ -41,7 +41,8 @@ import re
 
 import numpy as np
 
-from experiments import cli, common, report
+from experiments import cli, common
+from experiments.sections import SECTIONS, command
 
 NAME = "index.html"
 ASSETS = os.path.dirname(os.path.abspath(__file__))
@@ -51,7 +52,7 @@ ELLIPSES = 120  # of which this many with their one-std ellipses
 CLASS_NAMES = {
     "fashion_mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"],
 }
-# The page's script evaluates these activations (vae_jax.models.ACTIVATIONS; gelu: the tanh form, flax's default).
+# The page's script evaluates these activations (vae_jax.models.layers.ACTIVATIONS; gelu: the tanh form, flax's default).
 ACTIVATIONS = ("relu", "gelu", "tanh", "elu", "sigmoid", "none")
 
 
@@ -68,25 +69,26 @@ def b64(array, dtype=np.float32) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
-def decoder_spec(config, model, params) -> dict:
-    """The decoder of a restored run (`vae_jax.run.restore`) as data for the page's forward pass.
+def decoder_spec(config, fns, params) -> dict:
+    """The decoder of a restored run (`vae_jax.training.run.restore`) as data for the page's forward pass.
 
     ``{"layers": [{"shape": [in, out], "kernel": base64 float32 [in * out] (row-major),
     "bias": base64 float32 [out], "activations": [...]}, ...], "shape": [H, W, C]}``: each layer
     is ``h = act(h @ kernel + bias)``, the activations applied in order; the last layer's are
     the decoder's output activation and, for a Bernoulli VAE, the sigmoid of
-    `vae_jax.objectives.to_image`, so the page computes ``fns.decode_image`` (an image in
-    [0, 1]). Only MLP decoders (`vae_jax.models.Decoder`) are exported: `PageError` otherwise.
+    `vae_jax.models.likelihoods.to_image`, so the page computes ``fns.decode_image`` (an image in
+    [0, 1]). Only MLP decoders (`vae_jax.models.layers.Decoder`) are exported: `PageError` otherwise.
     """
-    if model is None or config.model.architecture != "mlp" or getattr(model, "autoregressive_features", 0) > 0:
+    model = fns.module
+    if model is None or config.model.architecture != "mlp" or fns.autoregressive or len(fns.latent_sizes) > 1:
         raise PageError(
-            f"the page decodes MLP decoders only (model.kind={config.model.kind!r}, "
+            f"the page decodes the MLP decoders of one-layer models only (a {fns.label}, "
             f"architecture={config.model.architecture!r})"
         )
     tree = params["params"]["decoder"]
     activation, output = model.activation, [model.output_activation]
-    if config.model.kind == "vae" and config.likelihood == "bernoulli":
-        output.append("sigmoid")  # objectives.to_image: the Bernoulli mean
+    if fns.likelihood == "bernoulli":
+        output.append("sigmoid")  # likelihoods.to_image: the Bernoulli mean
     names = [f"Dense_{i}" for i in range(len(config.model.decoder_hidden))]
     dense = [(tree["body"][name], [activation]) for name in names] + [(tree["out"], output)]
     layers = []
@@ -107,9 +109,9 @@ def decoder_spec(config, model, params) -> dict:
 
 
 def _restore(workdir: str):
-    """`vae_jax.run.restore` of ``workdir``, or `PageError` saying what is missing."""
-    from vae_jax import run
+    """`vae_jax.training.run.restore` of ``workdir``, or `PageError` saying what is missing."""
     from vae_jax.errors import USER_ERRORS
+    from vae_jax.training import run
 
     if not os.path.exists(os.path.join(workdir, "config.json")):
         raise PageError(f"no trained model in {workdir}")
@@ -122,7 +124,7 @@ def _restore(workdir: str):
 @functools.lru_cache(maxsize=4)
 def _test_split(data_json: str, seed: int):
     from vae_jax import config as config_lib
-    from vae_jax import run
+    from vae_jax.training import run
 
     config = config_lib.resolve({"seed": seed, "data": json.loads(data_json)})  # every other key its default
     split = run.load_splits(config)["test"]
@@ -189,13 +191,13 @@ def code(text: str) -> str:
 
 
 def not_run(name: str) -> str:
-    return f'<p class="not-run">not run yet: {code(report.command(name))}</p>'
+    return f'<p class="not-run">not run yet: {code(command(name))}</p>'
 
 
 def missing_models(name: str, error: Exception) -> str:
     return (
         f'<p class="not-run">The interactive part needs the trained models ({html.escape(str(error))}): '
-        f"{code(report.command(name))} writes them.</p>"
+        f"{code(command(name))} writes them.</p>"
     )
 
 
@@ -249,7 +251,7 @@ projections are recomputed in the page (the 2&times;2 eigenproblem in closed for
 
 def linear_section(workdir: str):
     from experiments import pca_vs_linear_ae as exp
-    from vae_jax import data as data_lib
+    from vae_jax.data import datasets as data_lib
 
     numbers = _read_json(workdir, exp.NAME)
     if numbers is None:
@@ -353,7 +355,7 @@ def latent_section(workdir: str):
     from jax.tree_util import Partial
 
     from experiments import latent_space as exp
-    from vae_jax import metrics
+    from vae_jax.evaluation import latent_geometry
 
     numbers = _read_json(workdir, exp.NAME)
     if numbers is None:
@@ -363,20 +365,18 @@ def latent_section(workdir: str):
     interactive = ""
     try:
         for name in ("AE", "VAE"):
-            config, fns, model, params = _restore(
-                common_run(workdir, f"{exp.NAME}/{dataset}_{name.lower()}_z2_e{epochs}")
-            )
+            config, fns, _, params = _restore(common_run(workdir, f"{exp.NAME}/{dataset}_{name.lower()}_z2_e{epochs}"))
             if config.model.latents != 2:
                 raise PageError(f"the {name} has {config.model.latents} latents, the page draws 2")
             images, labels = held_out_split(config)
-            codes = metrics.encode_images(Partial(fns.encode, params), images).astype(np.float32)
+            codes = latent_geometry.encode_images(Partial(fns.encode, params), images).astype(np.float32)
             (x0, y0), (x1, y1) = np.percentile(codes, [0.5, 99.5], axis=0)
             data["labels"] = b64(labels, np.uint8)
             data["models"][name] = {
-                "decoder": decoder_spec(config, model, params),
+                "decoder": decoder_spec(config, fns, params),
                 "codes": b64(codes),
                 "box": [float(x0), float(x1), float(y0), float(y1)],
-                "threshold": metrics.empty_region_threshold(codes),
+                "threshold": latent_geometry.empty_region_threshold(codes),
                 "code_std": numbers[name]["continuity"]["code_std"],
                 "measured_max_jump": numbers[name]["continuity"]["max_jump"],
                 "prior": name == "VAE",
@@ -425,7 +425,7 @@ planes say how far each claim holds here.</p>
 {interactive}
 <h3>Measured continuity and completeness</h3>
 <p class="note">Continuity: straight paths between random test codes, 20 steps each
-({code("metrics.continuity")}; output change in grey levels, L2 over pixels, per code-std of latent
+({code("latent_geometry.continuity")}; output change in grey levels, L2 over pixels, per code-std of latent
 movement). Completeness: latent samples judged by a logistic-regression classifier trained on real
 images (test accuracy {numbers["classifier_test_accuracy"]:.1%}); the confidence ratio is the samples'
 mean confidence over the real test images'; a sample is in an empty region when it is farther from
@@ -492,10 +492,10 @@ def regularisation_section(workdir: str):
     try:
         for beta, c in settings:
             run = f"{exp.NAME}/{dataset}_z{latents}_e{epochs}_beta{beta:g}_c{c:g}"
-            config, fns, model, params = _restore(common_run(workdir, run))
+            config, fns, _, params = _restore(common_run(workdir, run))
             images, labels = held_out_split(config)
             images, labels = images[:SCATTER_POINTS], labels[:SCATTER_POINTS]
-            mean, std = common.posterior(model, params, images)
+            mean, std = common.posterior(fns, params, images)
             variance = mean.astype(np.float64).var(axis=0)
             dims = [int(i) for i in np.argsort(-variance, kind="stable")[:2]]
             z = jax.random.normal(jax.random.key(0), (SAMPLES, config.model.latents))
@@ -622,7 +622,7 @@ def likelihood_section(workdir: str):
     body = f"""
 <p>{code("configs/vae_binarized_mnist.py")} (784&ndash;400&ndash;{numbers["latents"]}&ndash;400&ndash;784 MLP,
 Bernoulli decoder) trained for {plural(numbers["epochs"], "epoch")} on the statically binarised MNIST. The ELBO is a
-lower bound on log p(x); the importance-sampled estimate L<sub>k</sub> ({code("metrics.vae_log_likelihood")},
+lower bound on log p(x); the importance-sampled estimate L<sub>k</sub> ({code("likelihood.model_log_likelihood")},
 k samples from q(z|x)) tightens as k grows, so the test NLL = &minus;L<sub>k</sub> falls towards
 &minus;log p(x). Test negative ELBO {numbers["test_neg_elbo"]:.2f} nats (reconstruction
 {numbers["test_reconstruction"]:.2f} + KL {numbers["test_kl"]:.2f}); {numbers["active_units"]} of
@@ -680,7 +680,7 @@ def _script_json(data) -> str:
 def build_page(workdir: str) -> tuple[str, list[str]]:
     """The page's HTML for the experiments in ``workdir`` and the names of the sections not run yet."""
     data, sections, contents, missing = {}, [], [], []
-    for i, (name, _) in enumerate(report.SECTIONS, start=1):
+    for i, (name, _) in enumerate(SECTIONS, start=1):
         key, builder = SECTION_BUILDERS[name]
         section_data, body = builder(workdir)
         data[key] = section_data
@@ -705,8 +705,8 @@ def build_page(workdir: str) -> tuple[str, list[str]]:
             built=built,
             source=source,
             size=size,
-            done=len(report.SECTIONS) - len(missing),
-            total=len(report.SECTIONS),
+            done=len(SECTIONS) - len(missing),
+            total=len(SECTIONS),
         )
 
     page = render("0.0 MB")
@@ -766,14 +766,15 @@ def write_page(workdir: str, path: str | None = None) -> tuple[str, list[str]]:
 
 def describe(path: str, missing: list[str]) -> str:
     size = os.path.getsize(path) / 1e6
-    done = len(report.SECTIONS) - len(missing)
-    return f"Wrote {path} ({size:.1f} MB): {done} of {len(report.SECTIONS)} sections" + (
+    done = len(SECTIONS) - len(missing)
+    return f"Wrote {path} ({size:.1f} MB): {done} of {len(SECTIONS)} sections" + (
         f"; not run yet: {', '.join(missing)}" if missing else "."
     )
 
 
 def main(argv):
     del argv
+    cli.check_flags(**common.flag_rules("workdir"))
     path, missing = write_page(common.workdir_root())
     print(describe(path, missing))
 

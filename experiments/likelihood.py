@@ -14,7 +14,7 @@ re-evaluates. Runtime and result: docs/results.md, the lecture's experiments; th
 k is in ``<workdir>/likelihood.json``.
 
 What it shows: the ELBO is a lower bound on log p(x); the importance-sampled estimate
-L_k (`metrics.vae_log_likelihood`, Burda et al. 2016) tightens as k grows (L_1 is the ELBO),
+L_k (`likelihood.model_log_likelihood`, Burda et al. 2016) tightens as k grows (L_1 is the ELBO),
 so the test NLL -L_k falls with k towards -log p(x). The numbers are put next to published
 ones on the same static binarisation, with the differences in training stated, and the
 number of active latent units (Burda et al.'s measure of how many latents the VAE uses).
@@ -30,7 +30,8 @@ from jax.tree_util import Partial
 
 from configs import vae_binarized_mnist
 from experiments import cli, common
-from vae_jax import data, metrics
+from vae_jax.data import datasets
+from vae_jax.evaluation import latent_geometry, likelihood
 
 NAME = "likelihood"
 KS = flags.DEFINE_list("ks", ["1", "5", "50", "1000"], "Numbers of importance samples k.")
@@ -53,6 +54,11 @@ def falls_with_k(nlls) -> bool:
 
 def main(argv):
     del argv
+    cli.check_flags(
+        **common.flag_rules("workdir", "dataset", "data_dir", "epochs", "latents"),
+        ks=cli.each(cli.number(1, integer=True), "numbers of importance samples, integers >= 1, comma-separated"),
+        nll_images=cli.at_least(0),
+    )
     dataset = common.flag_or(common.DATASET, "binarized_mnist")
     epochs = common.flag_or(common.EPOCHS, 20)
     latents = common.flag_or(common.LATENTS, 20)
@@ -69,15 +75,15 @@ def main(argv):
     )
     train_seconds = time.perf_counter() - start
 
-    test_images = data.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)["test"].images
+    test_images = datasets.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)["test"].images
     if NLL_IMAGES.value:
         test_images = test_images[: NLL_IMAGES.value]
-    active = metrics.active_units(Partial(fns.encode, params), test_images)
+    active = latent_geometry.active_units(Partial(fns.encode, params), test_images)
 
     results = []
     for k in ks:
         start = time.perf_counter()
-        estimate = metrics.vae_log_likelihood(model, params, config, test_images, jax.random.key(1), num_samples=k)
+        estimate = likelihood.model_log_likelihood(fns, params, test_images, jax.random.key(1), num_samples=k)
         seconds = time.perf_counter() - start
         results.append(
             {"k": k, "nll": estimate["nll"], "standard_error": estimate["standard_error"], "seconds": seconds}
@@ -108,7 +114,7 @@ def main(argv):
             f"{epochs} fit the time budget of this experiment). Test negative ELBO {final['neg_elbo']:.2f} nats "
             f"(reconstruction {final['reconstruction']:.2f} + KL {final['kl']:.2f}, one posterior sample per image); "
             f"{active['active_units']} of {latents} latent units active. NLL = -L_k, the importance-sampled estimate "
-            f"with k samples from q(z|x) (`metrics.vae_log_likelihood`), on {len(test_images):,} test images; the "
+            f"with k samples from q(z|x) (`likelihood.model_log_likelihood`), on {len(test_images):,} test images; the "
             "standard error is over images.",
             common.markdown_table(
                 ["k", "test NLL (nats)", "standard error", "time (s)"],

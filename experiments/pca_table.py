@@ -9,13 +9,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments import cli, common
-from vae_jax import pca
+from vae_jax.models import pca
 
 POINTS = {"A": (-0.50, -0.40), "B": (-0.40, -0.10), "C": (0.10, 0.00), "D": (0.30, 0.30), "E": (0.50, 0.20)}
 
 
 def main(argv):
     del argv
+    cli.check_flags(**common.flag_rules("workdir"))
     x = np.array(list(POINTS.values()))
     fitted = pca.fit(x, 1, center=False)  # the lecture's data are already centred
     encoded = np.asarray(pca.encode(fitted, x))

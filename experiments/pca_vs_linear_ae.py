@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from configs import linear_ae
 from configs import pca as pca_config
 from experiments import cli, common
-from vae_jax import data
+from vae_jax.data import datasets
 
 NAME = "pca_vs_linear_ae"
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-3, "Peak learning rate of the linear AE (cosine schedule).")
@@ -131,6 +131,9 @@ def save_overlap_figure(path, cosines, angles):
 
 def main(argv):
     del argv
+    cli.check_flags(
+        **common.flag_rules("workdir", "dataset", "data_dir", "latents", "epochs"), learning_rate=cli.positive()
+    )
     dataset = common.flag_or(common.DATASET, "fashion_mnist")
     latents = common.flag_or(common.LATENTS, 10)
     epochs = common.flag_or(common.EPOCHS, DEFAULT_EPOCHS.get(dataset, 20))
@@ -157,7 +160,7 @@ def main(argv):
     cosines = abs_cosines(basis, components)
     best = cosines.max(axis=1)
 
-    test_images = data.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)["test"].images
+    test_images = datasets.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)["test"].images
     ae_codes = np.asarray(fns.encode(params, test_images), np.float64)
     ae_code_variance = ae_codes.var(axis=0)
     pca_code_variance = np.asarray(fitted.explained_variance, np.float64)
@@ -185,7 +188,7 @@ def main(argv):
         "ae_code_variance_decreasing": bool(np.all(np.diff(ae_code_variance) <= 0)),
     }
 
-    shape = data.image_shape(dataset)[:2]
+    shape = datasets.image_shape(dataset)[:2]
     save_bases_figure(common.output_path(f"{NAME}_bases.png"), components, basis, shape, dataset)
     save_overlap_figure(common.output_path(f"{NAME}_overlap.png"), cosines, angles)
 

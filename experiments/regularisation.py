@@ -33,7 +33,8 @@ from matplotlib.figure import Figure
 
 from configs import vae as vae_config
 from experiments import cli, common
-from vae_jax import data, metrics
+from vae_jax.data import datasets
+from vae_jax.evaluation import latent_geometry
 
 NAME = "regularisation"
 # The columns of the sweep tables (the report's and the lecture page's).
@@ -105,6 +106,13 @@ def trend_checks(beta_rows, c_rows) -> dict[str, bool]:
 
 def main(argv):
     del argv
+    cli.check_flags(
+        **common.flag_rules("workdir", "dataset", "data_dir", "epochs", "latents"),
+        betas=cli.each(cli.number(0), "KL weights >= 0, comma-separated"),
+        variances=cli.each(cli.number(0, above=True), "decoder variances > 0, comma-separated"),
+        fixed_c=cli.positive(),
+        reg_samples=cli.at_least(1),
+    )
     dataset = common.flag_or(common.DATASET, "fashion_mnist")
     epochs = common.flag_or(common.EPOCHS, 5)
     latents = common.flag_or(common.LATENTS, 20)
@@ -112,9 +120,9 @@ def main(argv):
     variances = [float(c) for c in VARIANCES.value]
     fixed_c = FIXED_C.value
 
-    splits = data.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)
+    splits = datasets.load_dataset(dataset, data_dir=common.DATA_DIR.value or None)
     train_images, test_images = splits["train"].images, splits["test"].images
-    classifier = metrics.fit_image_classifier(train_images, splits["train"].labels, max_train=5000)
+    classifier = latent_geometry.fit_image_classifier(train_images, splits["train"].labels, max_train=5000)
     key = jax.random.key(0)
 
     settings = [(beta, fixed_c) for beta in betas] + [(1.0, c) for c in variances]
@@ -130,12 +138,12 @@ def main(argv):
         run = f"{NAME}/{dataset}_z{latents}_e{epochs}_beta{beta:g}_c{c:g}"
         fns, model, params, final = common.train_and_restore(config, common.workdir(run))
         encode, decode = Partial(fns.encode, params), Partial(fns.decode_image, params)
-        active = metrics.active_units(encode, test_images)
-        mean, std = common.posterior(model, params, train_images)
+        active = latent_geometry.active_units(encode, test_images)
+        mean, std = common.posterior(fns, params, train_images)
         # The reference codes are posterior samples (one per training image): the latents the
         # decoder was trained on, so the region the VAE fills (not only its posterior means).
         train_codes = common.posterior_samples(mean, std, jax.random.fold_in(key, 2))
-        comp = metrics.completeness(
+        comp = latent_geometry.completeness(
             decode,
             classifier,
             train_codes,

@@ -3,10 +3,10 @@
 unless ``--nohtml``, the interactive page ``<workdir>/index.html`` (`experiments.lecture_page`:
 one self-contained file built from the experiments' JSON and trained models; about 15 s).
 
-Sections come in the lecture's order (pca_table, pca_vs_linear_ae, latent_space,
-regularisation, likelihood); a section whose ``<workdir>/<name>.md`` does not exist yet is
-listed with the command that makes it. Figures are linked relative to ``<workdir>``, so the
-report is read in place (or with the directory copied whole).
+Sections come in the lecture's order (`experiments.sections`: pca_table, pca_vs_linear_ae,
+latent_space, regularisation, likelihood); a section whose ``<workdir>/<name>.md`` does not
+exist yet is listed with the command that makes it. Figures are linked relative to
+``<workdir>``, so the report is read in place (or with the directory copied whole).
 """
 
 from __future__ import annotations
@@ -15,19 +15,11 @@ import os
 
 from absl import flags
 
-from experiments import cli, common
+from experiments import cli, common, lecture_page
+from experiments.sections import SECTIONS, command
 
-# `python -m experiments.report` runs this file as __main__, and experiments.lecture_page imports it
-# again as experiments.report: the flag is defined by whichever comes first.
-if "html" not in flags.FLAGS:
-    flags.DEFINE_bool("html", True, "Also write the interactive page <workdir>/index.html (experiments.lecture_page).")
-
-SECTIONS = (
-    ("pca_table", "PCA's worked 2-D example (lecture section 2)"),
-    ("pca_vs_linear_ae", "PCA vs a linear autoencoder (section 3)"),
-    ("latent_space", "AE vs VAE latent spaces: holes, continuity, completeness (sections 4-6)"),
-    ("regularisation", "The KL weight beta and the decoder variance c (sections 6-7)"),
-    ("likelihood", "Test log-likelihood of a binarised-MNIST VAE (section 7)"),
+HTML = flags.DEFINE_bool(
+    "html", True, "Also write the interactive page <workdir>/index.html (experiments.lecture_page)."
 )
 
 INTRO = """\
@@ -37,12 +29,6 @@ written by `python -m experiments.<name>`, which also writes its numbers to `<na
 trains its models in `workdirs/<name>/`, all in the experiments' directory (`--workdir`, by
 default `runs/lecture/`), where `python -m experiments.report` writes this page. Re-running an
 experiment reuses its trained models; re-running the report rebuilds the page."""
-
-
-def command(name: str) -> str:
-    """The command that writes section ``name``."""
-    extra = " --data_dir=<dir holding binarized_mnist/>" if name == "likelihood" else ""
-    return f"python -m experiments.{name}{extra}"
 
 
 def build_report(workdir: str) -> tuple[str, list[str]]:
@@ -66,6 +52,7 @@ def build_report(workdir: str) -> tuple[str, list[str]]:
 
 def main(argv):
     del argv
+    cli.check_flags(**common.flag_rules("workdir"))
     markdown, missing = build_report(common.workdir_root())
     path = common.output_path("REPORT.md")
     with open(path, "w") as f:
@@ -75,9 +62,7 @@ def main(argv):
         f"Wrote {path}: {done} of {len(SECTIONS)} sections"
         + (f"; not run yet: {', '.join(missing)}" if missing else ".")
     )
-    if flags.FLAGS.html:
-        from experiments import lecture_page  # lazy: it imports the experiments (and JAX)
-
+    if HTML.value:
         print(lecture_page.describe(*lecture_page.write_page(common.workdir_root())))
 
 

@@ -2,7 +2,7 @@
 
 The config file defines ``get_config()`` (the base config; ``--config.<name>=<value>``
 overrides it for every member) and ``get_sweep()`` (the members' overrides, see
-`vae_jax.sweep_spec`). Members that differ only in seed, beta, c, free bits, learning rate or
+`vae_jax.training.sweep_spec`). Members that differ only in seed, beta, c, free bits, learning rate or
 KL warm-up train together as one group (``--execution``: in one vmapped program, or in turn);
 others run one group after another. Writes
 ``<workdir>/sweep_results.{json,md}`` and each member's outputs in ``<workdir>/<member>/``.
@@ -14,7 +14,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
-from vae_jax import loop, parallel, sweep
+from vae_jax import parallel
+from vae_jax.training import loop, sweep
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a sweep config file in configs/sweeps/.", lock_config=True)
@@ -26,7 +27,7 @@ flags.DEFINE_enum(
     loop.EXECUTIONS,
     "How a group's members train together: vmap (one vmapped "
     "program), in_turn (one after another, each with a run's own program), or auto (vmap on an "
-    "accelerator or for small models; see vae_jax.loop.choose_execution).",
+    "accelerator or for small models; see vae_jax.training.loop.choose_execution).",
 )
 cli.define_process_flags()
 
@@ -35,6 +36,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     with cli.exit_on_user_errors(FLAGS.workdir):
+        cli.check_flags(workdir=cli.usable_directory(), **cli.process_flag_rules())  # --execution: absl's enum
         cli.initialize_processes()
         config = cli.config_from_flag()
         members = sweep.load_sweep_file(config_flags.get_config_filename(FLAGS["config"]))

@@ -20,7 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
-from vae_jax import run, validation
+from vae_jax.training import run, validation
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
@@ -33,7 +33,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     with cli.exit_on_user_errors(FLAGS.workdir):
-        # First of all: jax.distributed must start before anything uses a device.
+        cli.check_flags(workdir=cli.usable_directory(), **cli.process_flag_rules())
+        # Then: jax.distributed must start before anything uses a device.
         cli.initialize_processes()
         config = cli.config_from_flag()
         validation.validate_config(config)  # before the config is logged: a bad value gives one line

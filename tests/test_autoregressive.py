@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import models, objectives, run
+from vae_jax.models import autoregressive, vae
+from vae_jax.training import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -14,7 +15,7 @@ IMAGE = (8, 8, 1)
 
 
 def small_vae(kernel=5, hidden_layers=1):
-    return models.VAE(
+    return vae.VAE(
         (16,),
         (16,),
         3,
@@ -33,7 +34,7 @@ def binary_images(n, seed=0):
 
 @pytest.mark.parametrize("kernel, taps", [(3, 4), (5, 12), (7, 24)])
 def test_causal_offsets_are_the_pixels_before_the_centre(kernel, taps):
-    offsets = models.causal_offsets(kernel)
+    offsets = autoregressive.causal_offsets(kernel)
     assert len(offsets) == len(set(offsets)) == taps
     half = kernel // 2
     for dr, dc in offsets:
@@ -69,12 +70,12 @@ def test_greedy_images_are_the_teacher_forced_probabilities_of_their_own_path():
     key = jax.random.key(0)
     params = model.init(key, x, key)
     z = jax.random.normal(jax.random.key(3), (4, 3))
-    probabilities = jax.jit(lambda p, z: objectives.greedy_autoregressive_images(model, p, z))(params, z)
+    probabilities = jax.jit(lambda p, z: autoregressive.greedy_autoregressive_images(model, p, z))(params, z)
     assert probabilities.shape == (4, *IMAGE)
     path = (probabilities > 0.5).astype(jnp.float32)
     forced = jax.nn.sigmoid(model.apply(params, z, path, method=model.decode))
     np.testing.assert_allclose(np.asarray(probabilities), np.asarray(forced), atol=1e-6)
-    again = objectives.greedy_autoregressive_images(model, params, z)
+    again = autoregressive.greedy_autoregressive_images(model, params, z)
     np.testing.assert_array_equal(np.asarray(again), np.asarray(probabilities))
 
 

@@ -1,4 +1,4 @@
-"""True samples of the autoregressive decoder (`model_figures.sample_autoregressive_images`) and
+"""True samples of the autoregressive decoder (`autoregressive.sample_autoregressive_images`) and
 what the figures of an autoregressive VAE show (``config.figure_decoding``)."""
 
 import itertools
@@ -11,13 +11,14 @@ import pytest
 
 from tests.conftest import load_config
 from vae_jax import config as config_lib
-from vae_jax import model_figures, models, objectives, train
+from vae_jax.evaluation import model_figures
+from vae_jax.models import autoregressive, likelihoods, registry, vae
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def autoregressive_vae(image_shape, latents=2):
-    return models.VAE(
+    return vae.VAE(
         (8,),
         (8,),
         latents,
@@ -46,7 +47,7 @@ def scale_logits(params, factor, bias=0.0):
 
 
 def sample(model, params, key, z):
-    return jax.jit(lambda p, k, z: model_figures.sample_autoregressive_images(model, p, k, z))(params, key, z)
+    return jax.jit(lambda p, k, z: autoregressive.sample_autoregressive_images(model, p, k, z))(params, key, z)
 
 
 def test_samples_are_binary_images_that_vary_with_the_key():
@@ -65,7 +66,7 @@ def test_samples_of_a_decoder_with_extreme_logits_are_its_greedy_decodings():
     model = autoregressive_vae((8, 8, 1))
     params = scale_logits(init(model, seed=2), 1e4, bias=0.05)
     z = jax.random.normal(jax.random.key(2), (5, 2))
-    greedy = np.asarray(objectives.greedy_autoregressive_images(model, params, z))
+    greedy = np.asarray(autoregressive.greedy_autoregressive_images(model, params, z))
     # Every logit on the greedy path is far from 0: each pixel's probability is 0 or 1 in float32.
     logits = model.apply(params, z, jnp.asarray(greedy), method=model.decode)
     assert float(jnp.min(jnp.abs(logits))) > 40
@@ -86,7 +87,7 @@ def test_sample_frequencies_of_a_2x2_image_match_the_models_probabilities():
     z = jax.random.normal(jax.random.key(4), (1, 2))
     images = jnp.asarray(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 2, 2, 1)  # raster order
     logits = model.apply(params, jnp.repeat(z, 16, 0), images, method=model.decode)
-    log_p = objectives.log_likelihood("bernoulli", images, logits)
+    log_p = likelihoods.log_likelihood("bernoulli", images, logits)
     p = np.exp(np.asarray(log_p, np.float64))
     assert p.sum() == pytest.approx(1.0, abs=1e-5)
     # Strong dependence: the last pixel's probability differs by > 0.2 between some contexts.
@@ -110,7 +111,8 @@ def figure_run(decoding, image_shape=(8, 8, 1)):
     config.model.autoregressive_kernel = 3
     config.figure_decoding = decoding
     config = config_lib.resolve(config)
-    fns, model = train.model_fns(config, image_shape)
+    fns = registry.build(config, image_shape)
+    model = fns.module
     key = jax.random.key(0)
     params = model.init(key, jnp.zeros((1, *image_shape)), key)
     images = (np.random.default_rng(0).uniform(size=(20, *image_shape)) < 0.3).astype(np.float32)
@@ -151,4 +153,4 @@ def test_an_unknown_figure_decoding_is_refused():
     config, fns, params, _ = figure_run("greedy")
     config.figure_decoding = "mode"
     with pytest.raises(ValueError, match="figure_decoding is 'sample' or 'greedy', got 'mode'"):
-        model_figures.figure_decoder(config, fns, params, (8, 8, 1))
+        model_figures.figure_decoder(config, fns, params)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +120,7 @@ def test_sweep_file_without_get_sweep(tmp_path):
 @pytest.fixture(scope="module")
 def pca_run(tmp_path_factory):
     """A finished PCA run on digits (fitted, not trained: seconds)."""
-    from vae_jax import run
+    from vae_jax.training import run
 
     workdir = str(tmp_path_factory.mktemp("cli") / "pca")
     run.train_and_evaluate(load_config("pca"), workdir)

@@ -1,4 +1,4 @@
-"""The validation curve against training minutes (`vae_jax.curve`, `experiments.curve`)."""
+"""The validation curve against training minutes (`vae_jax.training.curve`, `experiments.curve`)."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from vae_jax import curve
+from vae_jax.training import curve
 
 
 def records(rates, valid, steps_per_epoch=100):

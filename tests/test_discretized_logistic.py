@@ -12,10 +12,11 @@ import mpmath
 import numpy as np
 import pytest
 import scipy.special
+from conftest import load_config
 from jax.test_util import check_grads
 
-from conftest import load_config
-from vae_jax import losses, metrics, models, objectives, train
+from vae_jax import losses
+from vae_jax.models import interface, likelihoods, registry, vae
 
 LEVELS = np.arange(256, dtype=np.float32) / 255  # every value of an 8-bit pixel, as the models see it
 
@@ -332,20 +333,21 @@ class TestMeanAndSamples:
 
 
 def test_bits_per_dim():
-    np.testing.assert_allclose(objectives.bits_per_dim(3072 * math.log(2.0) * 3.5, 3072), 3.5)
-    np.testing.assert_allclose(objectives.bits_per_dim(np.array([math.log(2.0)]), 1), [1.0])
+    np.testing.assert_allclose(likelihoods.bits_per_dim(3072 * math.log(2.0) * 3.5, 3072), 3.5)
+    np.testing.assert_allclose(likelihoods.bits_per_dim(np.array([math.log(2.0)]), 1), [1.0])
 
 
-@pytest.mark.parametrize("likelihood", models.DISCRETIZED_LIKELIHOODS)
+@pytest.mark.parametrize("likelihood", likelihoods.DISCRETIZED_LIKELIHOODS)
 def test_a_vae_reports_bits_per_dim(likelihood):
     """The objective's log-likelihood is the loss function's (nats per example), and bits/dim is
     the negative ELBO over D ln 2; the importance-sampled NLL reports bits/dim too."""
     config = load_config("vae")
     config.likelihood, config.model.mixture_components = likelihood, 2
     shape = (6, 5, 3)
-    fns, model = train.model_fns(config, shape)
+    fns = registry.build(config, shape)
+    model = fns.module
     assert model.output_activation == "none"
-    parameters = models.likelihood_parameters(likelihood, 3, 2)
+    parameters = likelihoods.likelihood_parameters(likelihood, 3, 2)
     assert parameters == (6 if likelihood == "discretized_logistic" else 20)  # 2C, or K (1 + 2C + 3)
     # 'rbg' keys: XLA compiles their random bits much faster than threefry's
     keys = {name: jax.random.key(i, impl="unsafe_rbg") for i, name in enumerate(("init", "train", "eval"))}
@@ -355,7 +357,7 @@ def test_a_vae_reports_bits_per_dim(likelihood):
     @jax.jit  # one program: eager calls would compile each operation apart
     def outputs(params, x, key):
         output = model.apply(params, x, key)[0]
-        split = models.split_likelihood_parameters(likelihood, output, 3)
+        split = likelihoods.split_likelihood_parameters(likelihood, output, 3)
         direct = (
             losses.discretized_logistic_log_likelihood(x, **split)
             if likelihood == "discretized_logistic"
@@ -365,8 +367,8 @@ def test_a_vae_reports_bits_per_dim(likelihood):
         return (
             output,
             direct,
-            objectives.log_likelihood(likelihood, x, output),
-            fns.per_example_metrics(params, x, key, objectives.hyper(config)),
+            likelihoods.log_likelihood(likelihood, x, output),
+            fns.per_example_metrics(params, x, key, interface.hyper(config)),
             fns.decode_image(params, z),
             fns.sample_images(params, key, z),
         )
@@ -380,5 +382,5 @@ def test_a_vae_reports_bits_per_dim(likelihood):
     assert samples.shape == (3, *shape)
     np.testing.assert_allclose(samples, np.round(samples * 255) / 255, rtol=0, atol=1e-6)  # 8-bit levels
     if likelihood == "discretized_logistic_mixture":  # (one compilation of the estimate is enough)
-        nll = metrics.vae_log_likelihood(model, params, config, x, keys["eval"], num_samples=2)
+        nll = likelihood.model_log_likelihood(vae.fns(model, config), params, x, keys["eval"], num_samples=2)
         np.testing.assert_allclose(nll["bits_per_dim"], nll["nll"] / (90 * math.log(2.0)), rtol=1e-6)

@@ -1,8 +1,8 @@
 """The documentation names only flags and config keys that exist.
 
 Sources: README.md, every Markdown file under docs/, the module docstrings of configs/*.py,
-configs/sweeps/*.py, experiments/*.py and vae_jax/*.py, and every other string constant of
-experiments/*.py and vae_jax/*.py, such as the error messages that tell a user what to pass.
+configs/sweeps/*.py, experiments/*.py and vae_jax/**/*.py, and every other string constant of
+experiments/*.py and vae_jax/**/*.py, such as the error messages that tell a user what to pass.
 The README must also list every config file, and end .ci/run's command (CI runs the README's).
 
 - ``--config.<dotted.key>`` (with or without ``=value``): a leaf of
@@ -31,8 +31,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from vae_jax import config as config_lib
 
 # A key followed by a dot at the end of a string constant is the start of an f-string's key.
@@ -55,7 +55,8 @@ RST_SPAN = re.compile(r"``(.+?)``|`([^`]+)`", re.DOTALL)
 _FLAG_LISTER = r"""
 import importlib, json, os, sys, traceback
 for name in ("jax", "flax.linen", "optax", "orbax.checkpoint", "matplotlib.figure", "sklearn.linear_model",
-             "ml_collections.config_flags", "absl.app", "vae_jax.run", "vae_jax.sweep", "vae_jax.metrics"):
+             "ml_collections.config_flags", "absl.app", "vae_jax.training.run", "vae_jax.training.sweep",
+             "vae_jax.evaluation.likelihood", "vae_jax.evaluation.latent_geometry"):
     importlib.import_module(name)
 result = {}
 for module in sys.argv[1:]:
@@ -93,8 +94,8 @@ def _sources() -> list[tuple[str, int, str, str]]:
     for path in ["README.md", *sorted(glob.glob("docs/**/*.md", root_dir=REPO, recursive=True))]:
         with open(os.path.join(REPO, path)) as f:
             sources.append((path, 1, f.read(), "markdown"))
-    for pattern in ("configs/*.py", "configs/sweeps/*.py", "experiments/*.py", "vae_jax/*.py"):
-        for path in sorted(glob.glob(pattern, root_dir=REPO)):
+    for pattern in ("configs/*.py", "configs/sweeps/*.py", "experiments/*.py", "vae_jax/**/*.py"):
+        for path in sorted(glob.glob(pattern, root_dir=REPO, recursive=True)):  # vae_jax's sub-packages too
             with open(os.path.join(REPO, path)) as f:
                 tree = ast.parse(f.read())
             body = tree.body

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from experiments import evaluate
-from vae_jax import run
+from vae_jax.training import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

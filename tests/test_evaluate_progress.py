@@ -1,5 +1,5 @@
-"""Progress of the importance-sampled likelihood (`metrics.LogProgress`, the ``progress`` callback
-of `metrics.vae_log_likelihood`): images done, rate and time left, without changing the estimate."""
+"""Progress of the importance-sampled likelihood (`likelihood.LogProgress`, the ``progress`` callback
+of `likelihood.model_log_likelihood`): images done, rate and time left, without changing the estimate."""
 
 import types
 
@@ -8,13 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import metrics, models
+from vae_jax.evaluation import likelihood
+from vae_jax.models import vae
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def tiny_vae():
-    model = models.VAE((16,), (16,), 2, (4, 4, 1), output_activation="none")
+    model = vae.VAE((16,), (16,), 2, (4, 4, 1), output_activation="none")
     key = jax.random.key(0)
     params = model.init(key, jnp.zeros((1, 4, 4, 1)), key)
     config = types.SimpleNamespace(likelihood="bernoulli", c=0.05)
@@ -26,10 +27,10 @@ def test_progress_counts_rise_to_the_number_of_images_and_leave_the_estimate_unc
     model, params, config, images = tiny_vae()
     key = jax.random.key(1)
     kwargs = dict(num_samples=20, sample_chunk=8, data_chunk=8)
-    quiet = metrics.vae_log_likelihood(model, params, config, images, key, **kwargs)
+    quiet = likelihood.model_log_likelihood(vae.fns(model, config), params, images, key, **kwargs)
     calls = []
-    reported = metrics.vae_log_likelihood(
-        model, params, config, images, key, **kwargs, progress=lambda done, total: calls.append((done, total))
+    reported = likelihood.model_log_likelihood(
+        vae.fns(model, config), params, images, key, **kwargs, progress=lambda done, total: calls.append((done, total))
     )
     assert calls == [(8, 37), (16, 37), (24, 37), (32, 37), (37, 37)]  # one call per chunk of 8
     np.testing.assert_array_equal(reported["per_example"], quiet["per_example"])
@@ -39,8 +40,8 @@ def test_progress_counts_rise_to_the_number_of_images_and_leave_the_estimate_unc
 def test_one_chunk_reports_once():
     model, params, config, images = tiny_vae()
     calls = []
-    metrics.vae_log_likelihood(
-        model, params, config, images, jax.random.key(1), num_samples=4, progress=lambda *a: calls.append(a)
+    likelihood.model_log_likelihood(
+        vae.fns(model, config), params, images, jax.random.key(1), num_samples=4, progress=lambda *a: calls.append(a)
     )
     assert calls == [(37, 37)]
 
@@ -55,7 +56,7 @@ class Clock:
 
 def test_log_progress_lines_say_images_done_rate_and_time_left_at_most_every_ten_seconds():
     clock, lines = Clock(), []
-    progress = metrics.LogProgress("NLL k=1000 (test)", log=lines.append, clock=clock)
+    progress = likelihood.LogProgress("NLL k=1000 (test)", log=lines.append, clock=clock)
     # First chunk after 30 s (compiling), then 1,000 images every 4 s: 250 images/s.
     clock.now += 30
     progress(1_000, 10_000)
@@ -75,7 +76,7 @@ def test_log_progress_lines_say_images_done_rate_and_time_left_at_most_every_ten
 
 def test_log_progress_logs_every_chunk_when_chunks_are_slow():
     clock, lines = Clock(), []
-    progress = metrics.LogProgress("NLL", log=lines.append, clock=clock)
+    progress = likelihood.LogProgress("NLL", log=lines.append, clock=clock)
     for done in (128, 256, 384):
         clock.now += 25  # 25 s a chunk
         progress(done, 384)

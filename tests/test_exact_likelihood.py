@@ -2,7 +2,7 @@
 
 With 2 latents, log p(x) = log ∫ p(x|z) p(z) dz can be computed by brute force: logsumexp over
 a fine grid of z of log p(x|z) + log p(z) + log(cell area) (`exact_posterior`). The tests
-compare `metrics.vae_log_likelihood` (k = 16,000 samples from q(z|x)) with it, per image, for
+compare `likelihood.model_log_likelihood` (k = 16,000 samples from q(z|x)) with it, per image, for
 the routes that have no closed form: a factorised Bernoulli decoder, an autoregressive decoder
 (log p(x|z) is one teacher-forced pass), a mixture-of-Gaussians prior and a VampPrior.
 
@@ -40,7 +40,8 @@ import numpy as np
 import pytest
 
 from vae_jax import config as vae_config
-from vae_jax import metrics, models, objectives
+from vae_jax.evaluation import likelihood
+from vae_jax.models import layers, likelihoods, registry, vae
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -71,7 +72,7 @@ def build(prior="standard_normal", autoregressive_features=0):
     config.model.autoregressive_features = autoregressive_features
     config.model.autoregressive_kernel = 3
     config.model.autoregressive_z_features = 2
-    return config, models.build_model(config.model, config.likelihood, IMAGE)
+    return config, registry.build(config, IMAGE).module
 
 
 def binary_images(n=NUM_IMAGES, seed=0):
@@ -108,13 +109,13 @@ def grid(points, half):
 @functools.partial(jax.jit, static_argnums=0)
 def log_joint(model, params, x, z):
     """``[n, len(z)]`` log p(x|z) + log p(z): the model's decoder output under
-    `objectives.log_likelihood` (one teacher-forced pass for an autoregressive decoder) and
-    `models.VAE.log_prior`. ``params`` and ``z`` are arguments, not constants folded at compile time."""
+    `likelihoods.log_likelihood` (one teacher-forced pass for an autoregressive decoder) and
+    `vae.VAE.log_prior`. ``params`` and ``z`` are arguments, not constants folded at compile time."""
     log_pz = model.apply(params, z, method=model.log_prior)
 
     def one_image(image):
         xs = jnp.broadcast_to(image, (len(z), *image.shape))
-        return objectives.log_likelihood("bernoulli", xs, model.apply(params, z, xs, method=model.decode)) + log_pz
+        return likelihoods.log_likelihood("bernoulli", xs, model.apply(params, z, xs, method=model.decode)) + log_pz
 
     return jax.lax.map(one_image, x)
 
@@ -138,7 +139,7 @@ def fit_encoder_heads(config, params, inputs, means, logvars):
     N(means[i], exp(logvars[i])): least squares on the encoder body's features (exact, as the
     body is wider than the number of inputs)."""
     encoder = params["params"]["encoder"]
-    body = models.MLP(tuple(config.model.encoder_hidden), config.model.activation)
+    body = layers.MLP(tuple(config.model.encoder_hidden), config.model.activation)
     features = np.asarray(body.apply({"params": encoder["body"]}, inputs), np.float64)
     features = np.concatenate([features, np.ones((len(features), 1))], axis=1)
     for name, target in (("mean", means), ("logvar", logvars)):
@@ -164,10 +165,9 @@ def exact_and_fitted_proposal(config, model, params, x, fixed=None):
 
 
 def importance_sampled(model, params, config, x, seed=1):
-    result = metrics.vae_log_likelihood(
-        model,
+    result = likelihood.model_log_likelihood(
+        vae.fns(model, config),
         params,
-        config,
         x,
         jax.random.key(seed),
         num_samples=NUM_SAMPLES,

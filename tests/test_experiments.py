@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-
 from conftest import write_tiny_binarized_mnist
+
 from experiments import common, latent_space, likelihood, pca_vs_linear_ae, regularisation, report
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -1,4 +1,4 @@
-"""`vae_jax.figures` and the lecture scripts draw with matplotlib's object-oriented API: importing
+"""`vae_jax.evaluation.figures` and the lecture scripts draw with matplotlib's object-oriented API: importing
 them leaves matplotlib's global backend as the caller set it, and the figures are still PNGs."""
 
 import ast
@@ -11,12 +11,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from vae_jax import figures
+from vae_jax.evaluation import figures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = (
-    "vae_jax.figures",
-    "vae_jax.train",
+    "vae_jax.evaluation.figures",
+    "vae_jax.training.programs",
     "experiments.common",
     "experiments.pca_table",
     "experiments.pca_vs_linear_ae",
@@ -38,7 +38,7 @@ for name in sys.argv[2:]:
 assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 assert "matplotlib.pyplot" not in sys.modules
 import numpy as np
-from vae_jax import figures
+from vae_jax.evaluation import figures
 path = os.path.join(sys.argv[1], "reconstructions.png")
 figures.save_reconstructions(path, np.zeros((3, 8, 8, 1)), np.ones((3, 8, 8, 1)))
 with open(path, "rb") as f:
@@ -70,7 +70,7 @@ def test_importing_figures_and_lecture_scripts_keeps_the_backend(tmp_path):
 
 @pytest.mark.parametrize("directory", ["vae_jax", "experiments"])
 def test_no_module_switches_the_backend_or_uses_pyplot(directory):
-    for path in glob.glob(os.path.join(REPO, directory, "*.py")):
+    for path in glob.glob(os.path.join(REPO, directory, "**", "*.py"), recursive=True):
         with open(path) as f:
             tree = ast.parse(f.read(), path)
         for node in ast.walk(tree):

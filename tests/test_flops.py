@@ -1,4 +1,4 @@
-"""Matrix-product FLOPs counted from a jaxpr (`vae_jax.flops`), against counts by hand."""
+"""Matrix-product FLOPs counted from a jaxpr (`vae_jax.evaluation.flops`), against counts by hand."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,9 @@ import pytest
 from conftest import load_config
 
 from configs import vae_binarized_mnist
-from vae_jax import flops, objectives, train
+from vae_jax.evaluation import flops
+from vae_jax.models import interface, registry
+from vae_jax.training import programs
 
 
 def test_dense_layers_forward_and_backward():
@@ -55,10 +57,10 @@ def test_scan_multiplies_its_body_and_cond_counts_its_largest_branch():
 def test_the_reference_vae_step_matches_the_benchmarks_count_by_hand():
     # The trainer's whole step (forward, backward, Adam) of the 784-400-20 MLP VAE: 3.28 MFLOP per example.
     config = vae_binarized_mnist.get_config()  # full size (784-400-20), not shrunk for tests
-    fns, model = train.model_fns(config, (28, 28, 1))
-    keys = train.run_keys(0)
-    state = train.create_train_state(model, (28, 28, 1), config, 10, keys["init"], 0)
-    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
+    fns = registry.build(config, (28, 28, 1))
+    keys = programs.run_keys(0)
+    state = programs.create_train_state(fns, config, 10, keys["init"], 0)
+    step = programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0)
     counted = flops.matmul_flops(step, state, jnp.zeros((128, 28, 28, 1)), keys["train"])
     layers = [(784, 400), (400, 40), (20, 400), (400, 784)]
     by_hand = 3 * sum(2 * m * n for m, n in layers) - 2 * 784 * 400  # no gradient for the images
@@ -70,10 +72,10 @@ def test_the_reference_vae_step_matches_the_benchmarks_count_by_hand():
 @pytest.mark.parametrize("name", ["bmnist_ladder_vae"])
 def test_every_flop_of_a_deep_models_step_is_attributed_to_a_part(name):
     config = load_config(name)
-    fns, model = train.model_fns(config, (28, 28, 1))
-    keys = train.run_keys(0)
-    state = train.create_train_state(model, (28, 28, 1), config, 10, keys["init"], 0)
-    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=5)
+    fns = registry.build(config, (28, 28, 1))
+    keys = programs.run_keys(0)
+    state = programs.create_train_state(fns, config, 10, keys["init"], 0)
+    step = programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=5)
     counted = flops.matmul_flops(step, state, jnp.zeros((config.batch_size, 28, 28, 1)), keys["train"])
     assert sum(counted["by_module"].values()) == counted["total"] > 0
     # Every FLOP in a module, those inside custom derivatives (tall_matmul.RowsDense) too; the

@@ -1,4 +1,4 @@
-"""The ladder VAE (`vae_jax.hierarchical`): shapes, the ELBO by hand, closed-form against Monte
+"""The ladder VAE (`vae_jax.models.ladder`): shapes, the ELBO by hand, closed-form against Monte
 Carlo KLs, the importance-sampled log p(x) against the exact one, free bits per layer, the
 VampPrior at the top with the autoregressive decoder at the bottom, and the empty hierarchy
 (the one-layer VAE, unchanged).
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from vae_jax import config as config_lib
-from vae_jax import hierarchical, models, objectives, train, validation
+from vae_jax.models import interface, ladder, registry, vae
+from vae_jax.training import programs, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -43,8 +44,9 @@ def ladder_config(widths=(3, 2), **changes):
 
 
 def build(config, image=IMAGE, seed=0):
-    fns, model = train.model_fns(config, image)
-    params = train.create_train_state(model, image, config, 1, jax.random.key(seed), 0).params
+    fns = registry.build(config, image)
+    model = fns.module
+    params = programs.create_train_state(fns, config, 1, jax.random.key(seed), 0).params
     return fns, model, params
 
 
@@ -60,7 +62,7 @@ def dense(p, h):
 
 
 def stack(block, h):
-    """`hierarchical.DenseStack` (relu) from its parameters ``Dense_0, Dense_1, ...``."""
+    """`layers.DenseStack` (relu) from its parameters ``Dense_0, Dense_1, ...``."""
     for i in range(len(block)):
         h = np.maximum(dense(block[f"Dense_{i}"], h), 0.0)
     return h
@@ -115,14 +117,14 @@ def by_hand(params, x, noise):
 def test_shapes_of_every_output(widths):
     config = ladder_config(widths)
     fns, model, params = build(config)
-    assert isinstance(model, hierarchical.LadderVAE) and model.num_layers == len(widths)
+    assert isinstance(model, ladder.LadderVAE) and model.num_layers == len(widths)
     x, b = binary_images(5), 5
-    layers = model.apply(params, x, hierarchical.layer_noise(jax.random.key(2), widths, (b,)), method=model.infer)
+    layers = model.apply(params, x, ladder.layer_noise(jax.random.key(2), widths, (b,)), method=model.infer)
     for layer, d in zip(layers, widths):
         assert layer.z.shape == layer.mean.shape == layer.logvar.shape == (b, d)
     assert all(layer.prior_mean.shape == layer.prior_logvar.shape == (b, d) for layer, d in zip(layers[:-1], widths))
     assert layers[-1].prior_mean is None  # p(z_L) is the top prior
-    metrics = fns.per_example_metrics(params, x, jax.random.key(3), objectives.hyper(config))
+    metrics = fns.per_example_metrics(params, x, jax.random.key(3), interface.hyper(config))
     kl_names = [f"kl_{layer}" for layer in range(1, len(widths) + 1)]
     assert set(metrics) == {"loss", "neg_elbo", "reconstruction", "kl", "squared_error", *kl_names}
     assert all(value.shape == (b,) for value in metrics.values())
@@ -139,7 +141,7 @@ def test_shapes_of_every_output(widths):
     assert fns.sample_images(params, jax.random.key(5), z).shape == (6, *IMAGE)
     assert fns.log_importance_weight(params, x, jax.random.split(jax.random.key(6), b)).shape == (b,)
     iwae = ladder_config(widths, objective="iwae", num_train_samples=3)
-    iwae_metrics = build(iwae)[0].per_example_metrics(params, x, jax.random.key(3), objectives.hyper(iwae))
+    iwae_metrics = build(iwae)[0].per_example_metrics(params, x, jax.random.key(3), interface.hyper(iwae))
     assert set(iwae_metrics) == set(metrics) and all(value.shape == (b,) for value in iwae_metrics.values())
     with pytest.raises(ValueError, match="not one Gaussian"):  # metrics must not treat it as a one-layer VAE
         model.apply(params, x, method=model.encode)
@@ -153,11 +155,11 @@ def test_one_sample_elbo_and_weights_by_hand(widths):
     config = ladder_config(widths)
     fns, model, params = build(config)
     x, key = binary_images(4), jax.random.key(7)
-    noise = hierarchical.layer_noise(key, widths, (4,))  # what per_example_metrics draws with `key`
+    noise = ladder.layer_noise(key, widths, (4,))  # what per_example_metrics draws with `key`
     z, q, prior, log_px = by_hand(params, x, [np.asarray(n, np.float64) for n in noise])
     kls = [normal_kl(*q[layer], *prior[layer]) for layer in range(len(widths) - 1)]
     kls.append(normal_kl(*q[-1], np.zeros_like(z[-1]), np.zeros_like(z[-1])))  # the top: to N(0, I)
-    metrics = fns.per_example_metrics(params, x, key, objectives.hyper(config))
+    metrics = fns.per_example_metrics(params, x, key, interface.hyper(config))
     tolerance = dict(rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(metrics["reconstruction"], -log_px, **tolerance)
     for layer, kl in enumerate(kls):
@@ -167,14 +169,14 @@ def test_one_sample_elbo_and_weights_by_hand(widths):
 
     log_p = normal_log_prob(z[-1], 0.0, 0.0) + sum(normal_log_prob(z[l], *prior[l]) for l in range(len(widths) - 1))
     log_q = sum(normal_log_prob(z[l], *q[l]) for l in range(len(widths)))
-    weights = hierarchical.log_weights(model, params, "bernoulli", None, x, noise)
+    weights = ladder.log_weights(model, params, "bernoulli", None, x, noise)
     np.testing.assert_allclose(weights, log_px + log_p - log_q, **tolerance)
     # IWAE with one sample: the negative log weight of the sample drawn with the same key.
     iwae = ladder_config(widths, objective="iwae", num_train_samples=1)
-    iwae_loss = build(iwae)[0].per_example_metrics(params, x, key, objectives.hyper(iwae))["loss"]
-    one = hierarchical.layer_noise(key, widths, (1, 4))
+    iwae_loss = build(iwae)[0].per_example_metrics(params, x, key, interface.hyper(iwae))["loss"]
+    one = ladder.layer_noise(key, widths, (1, 4))
     np.testing.assert_allclose(
-        iwae_loss, -hierarchical.log_weights(model, params, "bernoulli", None, x, [n[0] for n in one]), **tolerance
+        iwae_loss, -ladder.log_weights(model, params, "bernoulli", None, x, [n[0] for n in one]), **tolerance
     )
 
 
@@ -192,8 +194,8 @@ def test_closed_form_kls_are_the_monte_carlo_differences_in_expectation():
         lambda path, a: 3.0 * a if "posterior_heads" in jax.tree_util.keystr(path) else a, params
     )
     x, n = binary_images(3), 20_000
-    layers = model.apply(params, x, hierarchical.layer_noise(jax.random.key(8), widths, (n, 3)), method=model.infer)
-    kls, _ = hierarchical.layer_kls(model, params, layers)
+    layers = model.apply(params, x, ladder.layer_noise(jax.random.key(8), widths, (n, 3)), method=model.infer)
+    kls, _ = ladder.layer_kls(model, params, layers)
     for index, (layer, kl) in enumerate(zip(layers, kls)):
         z, mean, logvar = (np.asarray(a, np.float64) for a in (layer.z, layer.mean, layer.logvar))
         if layer.prior_mean is None:  # the top: N(0, I)
@@ -283,22 +285,22 @@ def test_importance_sampled_likelihood_rises_with_k_to_the_exact_value(prior):
 
 
 def test_empty_hierarchy_is_the_one_layer_vae():
-    """``hierarchy_latents=()`` (the default) builds exactly the `models.VAE` of before: the same
-    module, parameters and metrics (no kl_1), and `objectives.vae_fns` without the ladder's hooks."""
+    """``hierarchy_latents=()`` (the default) builds exactly the `vae.VAE` of before: the same
+    module, parameters and metrics (no kl_1), and `vae.fns` without the ladder's hooks."""
     config = ladder_config(())
     config.unlock()
     config.model.latents = 3
     fns, model, params = build(config)
-    assert type(model) is models.VAE and fns.encode_layers is None and fns.log_importance_weight is None
-    direct = models.VAE((16,), (12,), 3, IMAGE, output_activation="none", likelihood="bernoulli", prior_components=3)
+    assert type(model) is vae.VAE and fns.encode_layers is None and fns.log_importance_weight is None
+    direct = vae.VAE((16,), (12,), 3, IMAGE, output_activation="none", likelihood="bernoulli", prior_components=3)
     assert model == direct
     direct_params = direct.init(jax.random.key(0), jnp.zeros((1, *IMAGE)), jax.random.key(0))
     jax.tree.map(np.testing.assert_array_equal, params, direct_params)
     x = binary_images(4)
-    metrics = fns.per_example_metrics(params, x, jax.random.key(2), objectives.hyper(config))
+    metrics = fns.per_example_metrics(params, x, jax.random.key(2), interface.hyper(config))
     assert set(metrics) == {"loss", "neg_elbo", "reconstruction", "kl", "squared_error"}
-    reference = objectives.vae_fns(direct, config).per_example_metrics(
-        direct_params, x, jax.random.key(2), objectives.hyper(config)
+    reference = vae.fns(direct, config).per_example_metrics(
+        direct_params, x, jax.random.key(2), interface.hyper(config)
     )
     jax.tree.map(np.testing.assert_array_equal, metrics, reference)
 
@@ -312,10 +314,10 @@ def test_free_bits_count_per_layer_in_the_loss_not_in_the_logged_kls(prior):
     config = ladder_config(widths, **{"model.prior": prior, "free_bits": free_bits, "beta": beta})
     fns, model, params = build(config)
     x, key = binary_images(6), jax.random.key(10)
-    hyper = objectives.hyper(config)._replace(kl_weight=kl_weight)
+    hyper = interface.hyper(config)._replace(kl_weight=kl_weight)
     metrics = fns.per_example_metrics(params, x, key, hyper)
-    layers = model.apply(params, x, hierarchical.layer_noise(key, widths, (6,)), method=model.infer)
-    kls, per_dimension = hierarchical.layer_kls(model, params, layers)
+    layers = model.apply(params, x, ladder.layer_noise(key, widths, (6,)), method=model.infer)
+    kls, per_dimension = ladder.layer_kls(model, params, layers)
     counted = []
     for kl, dims, d in zip(kls, per_dimension, widths):
         np.testing.assert_allclose(metrics[f"kl_{len(counted) + 1}"], kl, rtol=1e-6)
@@ -334,7 +336,7 @@ def test_free_bits_count_per_layer_in_the_loss_not_in_the_logged_kls(prior):
 def test_per_layer_kls_sum_to_kl(objective):
     config = ladder_config((4, 3, 2), objective=objective, num_train_samples=4, **{"model.prior": "vamp"})
     fns, _, params = build(config)
-    metrics = fns.per_example_metrics(params, binary_images(5), jax.random.key(11), objectives.hyper(config))
+    metrics = fns.per_example_metrics(params, binary_images(5), jax.random.key(11), interface.hyper(config))
     np.testing.assert_allclose(metrics["kl_1"] + metrics["kl_2"] + metrics["kl_3"], metrics["kl"], rtol=1e-6)
     np.testing.assert_allclose(metrics["neg_elbo"], metrics["reconstruction"] + metrics["kl"], rtol=1e-6)
 
@@ -353,11 +355,11 @@ def test_vamp_top_and_autoregressive_bottom_train_together():
     config.unlock()
     config.optimizer.learning_rate = 1e-2
     validation.validate_config(config)
-    fns, model = train.model_fns(config, image)
-    state = train.create_train_state(model, image, config, 30, jax.random.key(0), 10)
+    fns = registry.build(config, image)
+    state = programs.create_train_state(fns, config, 30, jax.random.key(0), 10)
     start = jax.tree.map(np.asarray, state.params)
     step = jax.jit(
-        train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=10)
+        programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=10)
     )
     x = binary_images(32, image)
     losses = []

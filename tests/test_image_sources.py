@@ -1,4 +1,4 @@
-"""Any images as data (vae_jax.image_ops, image_folder, image_arrays, tfds_images; docs/data.md).
+"""Any images as data (vae_jax.data.image_ops, image_folder, image_arrays, tfds_images; docs/data.md).
 
 Offline: folders of PNG/JPEG files and .npz/.npy arrays written here, tensorflow-datasets through
 ``tfds.testing.mock_data``, Fashion-MNIST's real IDX files (Debian's dataset-fashion-mnist) or,
@@ -15,14 +15,15 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, TINY_CLI_FLAGS
-from vae_jax import data, image_ops, run, validation
+from PIL import Image
+from vae_jax.data.datasets import DataError, load_dataset
+from vae_jax.data.image_ops import ImageOptions
+
 from vae_jax import config as config_lib
-from vae_jax.data import DataError, load_dataset
+from vae_jax.data import datasets, image_ops
 from vae_jax.errors import ConfigError
-from vae_jax.image_ops import ImageOptions
+from vae_jax.training import run, validation
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 NUM_TRAIN, NUM_TEST = 240, 60  # the first images of each Fashion-MNIST split
@@ -31,7 +32,7 @@ NUM_TRAIN, NUM_TEST = 240, 60  # the first images of each Fashion-MNIST split
 @pytest.fixture(autouse=True)
 def _isolate_env(tmp_path, monkeypatch):
     """No user data dir, and an empty TFDS home, so only what a test writes is found."""
-    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_home"))
 
 
@@ -184,7 +185,7 @@ def test_folder_without_split_folders_holds_out_test_and_validation(tmp_path):
     # Listing order: class a (odd i), then class b (even i); labels a = 0, b = 1.
     listed = np.concatenate([images[1::2], images[0::2]]).astype(np.float32) / np.float32(255)
     labels = np.array([0] * 25 + [1] * 25)
-    train, valid, test = data.held_out(50, valid=5, test=10, split_seed=0)
+    train, valid, test = datasets.held_out(50, valid=5, test=10, split_seed=0)
     for key, index in (("train", train), ("valid", valid), ("test", test)):
         np.testing.assert_array_equal(splits[key].images[..., 0], listed[index])
         np.testing.assert_array_equal(splits[key].labels, labels[index])
@@ -342,7 +343,7 @@ def test_arrays_layouts(tmp_path):
     unit = images.astype(np.float32) / np.float32(255)
     np.save(tmp_path / "one.npy", images)  # one .npy file: the training images
     single = load_dataset("arrays", data_dir=str(tmp_path / "one.npy"))
-    train, _, test = data.held_out(40, valid=0, test=4, split_seed=0)
+    train, _, test = datasets.held_out(40, valid=0, test=4, split_seed=0)
     np.testing.assert_array_equal(single["test"].images, unit[test])
     np.testing.assert_array_equal(single["train"].images, unit[train])
     assert single["train"].labels is None
@@ -546,14 +547,14 @@ def test_config_checks_the_data_section(tmp_path):
 def test_config_image_shape_without_loading(fashion, tmp_path):
     config = config_lib.default_config()
     config.data.name, config.data.data_dir = "folder", fashion["folder"]
-    assert data.config_image_shape(config.data) == (28, 28, 1)
+    assert datasets.config_image_shape(config.data) == (28, 28, 1)
     config.data.name, config.data.data_dir, config.data.image_size = "arrays", fashion["npz"], 14
-    assert data.config_image_shape(config.data) == (14, 14, 1)
+    assert datasets.config_image_shape(config.data) == (14, 14, 1)
     config.data.name, config.data.data_dir, config.data.crop, config.data.image_size = "mnist", "", 20, 0
-    assert data.config_image_shape(config.data) == (20, 20, 1)
+    assert datasets.config_image_shape(config.data) == (20, 20, 1)
     config.data.name, config.data.crop, config.data.channels = "tfds:cifar10", 0, 1
     pytest.importorskip("tensorflow_datasets")
-    assert data.config_image_shape(config.data) == (32, 32, 1)  # from the feature description, nothing read
+    assert datasets.config_image_shape(config.data) == (32, 32, 1)  # from the feature description, nothing read
 
 
 def run_train(*flags: str) -> subprocess.CompletedProcess:

@@ -19,6 +19,8 @@ and the measurements go to $VAE_JAX_ARTIFACTS (default ``runs/test-artifacts/lec
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import jax.numpy as jnp
@@ -26,10 +28,10 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-
 from conftest import load_config
-from experiments import lecture_page, pca_table, report
-from vae_jax import run
+
+from experiments import lecture_page, pca_table, report, sections
+from vae_jax.training import run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +39,7 @@ CHROMIUM = os.environ.get("VAE_JAX_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VAE_JAX_CHROMEDRIVER", "/usr/bin/chromedriver")
 INSTALL = "apt-get install -y chromium chromium-driver (Debian/Ubuntu), then pip install -e '.[test]'"
 ARTIFACTS = os.environ.get("VAE_JAX_ARTIFACTS", os.path.join(REPO, "runs", "test-artifacts", "lecture_page"))
-SECTIONS = [name for name, _ in report.SECTIONS]
+SECTIONS = [name for name, _ in sections.SECTIONS]
 LATENT_RUNS = {"AE": "latent_space/digits_ae_z2_e1", "VAE": "latent_space/digits_vae_z2_e1"}
 
 
@@ -351,7 +353,7 @@ def test_a_drag_on_a_latent_plane_decodes_the_path(browser, page):
 
 
 def _eigh_codes(points):
-    """Codes of ``points`` on the top eigenvector of X^T X / n, as `vae_jax.pca` (jnp.linalg.eigh)."""
+    """Codes of ``points`` on the top eigenvector of X^T X / n, as `vae_jax.models.pca` (jnp.linalg.eigh)."""
     x = jnp.asarray(points, jnp.float32)
     _, vectors = jnp.linalg.eigh(x.T @ x / len(x))
     v = np.asarray(vectors[:, -1])
@@ -437,7 +439,7 @@ def test_sections_not_run_yet_name_their_command(browser, lecture_dir, tmp_path)
     assert console_errors(browser) == []
     main = browser.find_element("tag name", "main").text
     for name in missing:
-        assert f"not run yet: {report.command(name)}" in main
+        assert f"not run yet: {sections.command(name)}" in main
     assert "The interactive part needs the trained models" in main
 
 
@@ -449,3 +451,31 @@ def test_report_also_writes_the_page(tmp_path):
     assert (tmp_path / "REPORT.md").exists()
     text = (tmp_path / "index.html").read_text()
     assert text.startswith("<!DOCTYPE html>") and "not run yet" in text
+
+
+# Imports lecture_page alone: report is not among the modules it brings in (no import circle).
+IMPORTS_ALONE = """
+import sys
+import experiments.lecture_page
+assert "experiments.report" not in sys.modules, "experiments.lecture_page imports experiments.report"
+print("ok")
+"""
+
+
+def test_no_import_circle_between_report_and_lecture_page():
+    """The report imports the page, not the other way round; both take the sections (and their
+    commands) from `experiments.sections`, at module level."""
+    assert report.lecture_page is lecture_page
+    assert report.SECTIONS is sections.SECTIONS and lecture_page.SECTIONS is sections.SECTIONS
+    assert report.command is sections.command and lecture_page.command is sections.command
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_ALONE],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

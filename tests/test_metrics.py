@@ -11,8 +11,11 @@ import scipy.spatial.distance
 import scipy.stats
 from jax.tree_util import Partial
 
-from vae_jax import data, losses, metrics, models
-from vae_jax import pca as pca_lib
+from vae_jax import losses
+from vae_jax.data import datasets
+from vae_jax.evaluation import latent_geometry, likelihood
+from vae_jax.models import pca as pca_lib
+from vae_jax.models import vae
 
 
 class TraceCounter:
@@ -76,7 +79,7 @@ class TestImportanceSampledLogLikelihood:
         # Every weight p(x|z) p(z) / q(z|x) equals p(x): the estimate is exact for any k.
         m = linear_gaussian
         x = m.sample(13)
-        result = metrics.importance_sampled_log_likelihood(
+        result = likelihood.importance_sampled_log_likelihood(
             m.encode, m.log_likelihood, x, jax.random.key(0), num_samples=num_samples, sample_chunk=64, data_chunk=4
         )  # 5 sample chunks for k = 300 (the last one partial), 4 data chunks
         truth = m.log_px(x)
@@ -95,7 +98,7 @@ class TestImportanceSampledLogLikelihood:
         x = m.sample(100)
         truth = m.log_px(x).mean()
         estimates = {
-            k: metrics.importance_sampled_log_likelihood(
+            k: likelihood.importance_sampled_log_likelihood(
                 m.wrong_encode, m.log_likelihood, x, jax.random.key(1), num_samples=k, sample_chunk=64, data_chunk=25
             )["log_likelihood"]
             for k in (1, 100, 2000)
@@ -107,7 +110,7 @@ class TestImportanceSampledLogLikelihood:
     def test_equals_iwae_bound_on_the_documented_samples_whatever_the_chunking(self, linear_gaussian):
         m = linear_gaussian
         x, k, key = m.sample(11), 50, jax.random.key(3)
-        whole = metrics.importance_sampled_log_likelihood(
+        whole = likelihood.importance_sampled_log_likelihood(
             m.wrong_encode, m.log_likelihood, x, key, num_samples=k, sample_chunk=k, data_chunk=11
         )
 
@@ -128,12 +131,12 @@ class TestImportanceSampledLogLikelihood:
 
         np.testing.assert_allclose(whole["per_example"], expected_bound(x, key), rtol=1e-6, atol=1e-5)
         # 4 sample chunks (the last one of 2 samples) and 3 data chunks (the last one of 3 images).
-        chunked = metrics.importance_sampled_log_likelihood(
+        chunked = likelihood.importance_sampled_log_likelihood(
             m.wrong_encode, m.log_likelihood, x, key, num_samples=k, sample_chunk=16, data_chunk=4
         )
         np.testing.assert_allclose(chunked["per_example"], whole["per_example"], atol=2e-5)
         # An image's estimate does not depend on the other images, and samples are nested in k.
-        alone = metrics.importance_sampled_log_likelihood(
+        alone = likelihood.importance_sampled_log_likelihood(
             m.wrong_encode, m.log_likelihood, x[:5], key, num_samples=k, sample_chunk=16, data_chunk=4
         )
         np.testing.assert_allclose(alone["per_example"], whole["per_example"][:5], atol=2e-5)
@@ -144,7 +147,7 @@ class TestImportanceSampledLogLikelihood:
         log_likelihood = TraceCounter(m.log_likelihood)
         x = m.sample(11)
         for scale, k in [(1.0, 10), (0.5, 10), (0.5, 25)]:  # new parameters and k reuse the program
-            result = metrics.importance_sampled_log_likelihood(
+            result = likelihood.importance_sampled_log_likelihood(
                 Partial(encode, jnp.float32(scale)),
                 log_likelihood,
                 x,
@@ -159,11 +162,11 @@ class TestImportanceSampledLogLikelihood:
     def test_rejects_bad_arguments(self, linear_gaussian):
         m = linear_gaussian
         with pytest.raises(ValueError, match="num_samples"):
-            metrics.importance_sampled_log_likelihood(
+            likelihood.importance_sampled_log_likelihood(
                 m.encode, m.log_likelihood, m.sample(2), jax.random.key(0), num_samples=0
             )
         with pytest.raises(ValueError, match="empty"):
-            metrics.importance_sampled_log_likelihood(
+            likelihood.importance_sampled_log_likelihood(
                 m.encode, m.log_likelihood, np.zeros((0, 4), np.float32), jax.random.key(0), num_samples=2
             )
 
@@ -171,13 +174,13 @@ class TestImportanceSampledLogLikelihood:
 class TestVAELogLikelihood:
     def test_matches_the_generic_estimator_and_traces_params(self):
         shape = (3, 3, 1)
-        model = models.VAE((8,), (8,), 2, shape)
+        model = vae.VAE((8,), (8,), 2, shape)
         x = np.random.default_rng(0).uniform(size=(9, *shape)).astype(np.float32)
         init = jax.jit(model.init)  # one compilation instead of many eager ops
         params = init(jax.random.key(1), x, jax.random.key(2))
         config = ml_collections.ConfigDict({"likelihood": "gaussian", "c": 0.1})
-        result = metrics.vae_log_likelihood(
-            model, params, config, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
+        result = likelihood.model_log_likelihood(
+            vae.fns(model, config), params, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
         )
 
         def encode(x):
@@ -187,24 +190,24 @@ class TestVAELogLikelihood:
             output = model.apply(params, z, method=model.decode)
             return losses.gaussian_log_likelihood(x.reshape(len(x), -1), output.reshape(len(z), -1), variance=0.1)
 
-        expected = metrics.importance_sampled_log_likelihood(
+        expected = likelihood.importance_sampled_log_likelihood(
             encode, log_likelihood, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
         )
         np.testing.assert_allclose(result["per_example"], expected["per_example"], rtol=1e-5, atol=1e-4)
         # Parameters are traced: new parameters of the same model reuse the compiled program.
-        cache_size = metrics._importance_sampled_chunk._cache_size()
+        cache_size = likelihood._importance_sampled_chunk._cache_size()
         other = init(jax.random.key(5), x, jax.random.key(2))
-        again = metrics.vae_log_likelihood(
-            model, other, config, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
+        again = likelihood.model_log_likelihood(
+            vae.fns(model, config), other, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
         )
-        assert metrics._importance_sampled_chunk._cache_size() == cache_size
+        assert likelihood._importance_sampled_chunk._cache_size() == cache_size
         assert not np.allclose(again["per_example"], result["per_example"])
 
     @pytest.mark.parametrize("kind", ["scalar", "per_pixel"])
     def test_learned_decoder_variance_is_the_one_used(self, kind):
         """With a learned variance, log p(x|z) is N(x; f(z), exp(decoder_log_variance)), not N(f(z), c)."""
         shape = (3, 3, 1)
-        model = models.VAE((8,), (8,), 2, shape, decoder_variance=kind)
+        model = vae.VAE((8,), (8,), 2, shape, decoder_variance=kind)
         x = np.random.default_rng(0).uniform(size=(9, *shape)).astype(np.float32)
         params = jax.jit(model.init)(jax.random.key(1), x, jax.random.key(2))
         # c is not the learned variance: were c used, the estimates below would not match.
@@ -222,10 +225,10 @@ class TestVAELogLikelihood:
         estimates = []
         for variance in (np.float32(hand_set), np.float32(2 * hand_set)):
             p = {"params": dict(params["params"], decoder_log_variance=jnp.log(variance))}
-            result = metrics.vae_log_likelihood(
-                model, p, config, x, jax.random.key(3), num_samples=10, sample_chunk=10, data_chunk=9
+            result = likelihood.model_log_likelihood(
+                vae.fns(model, config), p, x, jax.random.key(3), num_samples=10, sample_chunk=10, data_chunk=9
             )["per_example"]
-            expected = metrics.importance_sampled_log_likelihood(
+            expected = likelihood.importance_sampled_log_likelihood(
                 Partial(encode, p),
                 Partial(exact_log_likelihood, p, jnp.asarray(variance).reshape(-1)),
                 x,
@@ -251,7 +254,7 @@ class TestActiveUnits:
         mixing[0, 0], mixing[1, 2], mixing[2, 2], mixing[3, 3] = 1.0, 1.0, 1.0, 0.03
         offset = np.array([0.5, 3.0, 0.0, 0.0, -2.0], np.float32)
         encode = TraceCounter(lambda x: (x @ mixing + offset, jnp.zeros((len(x), 5))))  # (mean, logvar)
-        result = metrics.active_units(encode, x, batch_size=8)  # 5 chunks, the last one padded
+        result = latent_geometry.active_units(encode, x, batch_size=8)  # 5 chunks, the last one padded
         assert result["active_units"] == 2
         np.testing.assert_array_equal(result["active"], [True, False, True, False, False])
         np.testing.assert_allclose(
@@ -260,7 +263,7 @@ class TestActiveUnits:
         assert result["variances"][1] == result["variances"][4] == 0.0
         assert encode.count == 1
         # The threshold is what separates dimension 3 (variance ~1e-3) from the active ones.
-        assert metrics.active_units(encode, x, threshold=1e-5)["active_units"] == 3
+        assert latent_geometry.active_units(encode, x, threshold=1e-5)["active_units"] == 3
 
 
 # ----------------------------------------------------------------------------- continuity
@@ -281,7 +284,9 @@ class TestContinuity:
     def test_linear_decoder_ratios_are_bounded_by_the_singular_values(self, linear_decoder):
         A, singular_values, _ = linear_decoder
         codes = np.random.default_rng(2).normal(size=(20, 3)).astype(np.float32)
-        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(0), num_pairs=32, num_steps=10)
+        result = latent_geometry.continuity(
+            identity, lambda z: z @ A.T, codes, jax.random.key(0), num_pairs=32, num_steps=10
+        )
         ratios = result["ratios"]
         assert ratios.shape == (32, 10)
         assert (ratios <= singular_values[0] * (1 + 1e-5)).all()
@@ -296,7 +301,9 @@ class TestContinuity:
     def test_paths_along_the_top_singular_vector_attain_the_operator_norm(self, linear_decoder):
         A, singular_values, vt = linear_decoder
         codes = (np.array([-2.0, -0.5, 1.0, 3.0])[:, None] * vt[0]).astype(np.float32)
-        result = metrics.continuity(identity, lambda z: z @ A.T, codes, jax.random.key(1), num_pairs=32, num_steps=5)
+        result = latent_geometry.continuity(
+            identity, lambda z: z @ A.T, codes, jax.random.key(1), num_pairs=32, num_steps=5
+        )
         np.testing.assert_allclose(result["ratios"], singular_values[0], rtol=1e-4)
         assert result["mean_ratio"] == pytest.approx(singular_values[0], rel=1e-4)
         assert result["max_ratio"] == pytest.approx(singular_values[0], rel=1e-4)
@@ -305,7 +312,7 @@ class TestContinuity:
         A, _, _ = linear_decoder
         codes = np.random.default_rng(3).normal(size=(25, 3)).astype(np.float32)
         results = {
-            scale: metrics.continuity(
+            scale: latent_geometry.continuity(
                 identity,
                 lambda z, s=scale: jnp.tanh((z / s) @ A.T),
                 codes * scale,
@@ -325,7 +332,7 @@ class TestContinuity:
         # paths that do not cross have equal decoded endpoints and are left out of max_jump.
         codes = np.stack([np.linspace(-1, 1, 10), np.zeros(10)], axis=1).astype(np.float32)
         decode = lambda z: jnp.where(z[:, :1] > 0, 1.0, 0.0) * jnp.ones((1, 3))
-        result = metrics.continuity(identity, decode, codes, jax.random.key(3), num_pairs=32, num_steps=7)
+        result = latent_geometry.continuity(identity, decode, codes, jax.random.key(3), num_pairs=32, num_steps=7)
         assert result["max_jump"] == 1.0 and result["max_jump_worst"] == 1.0
 
     def test_one_trace_for_all_path_chunks(self, linear_decoder):
@@ -334,7 +341,7 @@ class TestContinuity:
         encode = TraceCounter(identity)
         codes = np.random.default_rng(4).normal(size=(21, 3)).astype(np.float32)
         for key in (0, 1):
-            metrics.continuity(
+            latent_geometry.continuity(
                 encode, decode, codes, jax.random.key(key), num_pairs=32, num_steps=4, batch_size=8, paths_per_batch=6
             )
         assert decode.count == 1 and encode.count == 1
@@ -345,26 +352,26 @@ class TestContinuity:
 
 @pytest.fixture(scope="module")
 def digits():
-    return data.load_dataset("digits")
+    return datasets.load_dataset("digits")
 
 
 @pytest.fixture(scope="module")
 def digit_classifier(digits):
-    return metrics.fit_image_classifier(digits["train"].images, digits["train"].labels)
+    return latent_geometry.fit_image_classifier(digits["train"].images, digits["train"].labels)
 
 
 class TestClassifierConfidence:
     def test_confident_on_real_digits_not_on_noise(self, digits, digit_classifier):
         test = digits["test"]
-        real = metrics.classifier_confidence(digit_classifier, test.images)
+        real = latent_geometry.classifier_confidence(digit_classifier, test.images)
         assert real.shape == (len(test.images),)
         assert real.mean() > 0.8
         assert (digit_classifier.predict(test.images.reshape(len(test.images), -1)) == test.labels).mean() > 0.85
         noise = np.random.default_rng(0).uniform(size=test.images.shape).astype(np.float32)
-        assert metrics.classifier_confidence(digit_classifier, noise, batch_size=50).mean() < real.mean() - 0.1
+        assert latent_geometry.classifier_confidence(digit_classifier, noise, batch_size=50).mean() < real.mean() - 0.1
 
     def test_max_train_subsamples(self, digits):
-        classifier = metrics.fit_image_classifier(digits["train"].images, digits["train"].labels, max_train=300)
+        classifier = latent_geometry.fit_image_classifier(digits["train"].images, digits["train"].labels, max_train=300)
         assert classifier.n_features_in_ == 64
 
 
@@ -375,14 +382,16 @@ class TestEmptyRegions:
         queries = rng.normal(size=(19, 3)).astype(np.float32)
         brute = scipy.spatial.distance.cdist(queries, points)
         np.testing.assert_allclose(
-            metrics.nearest_neighbour_distances(queries, points, query_chunk=7, point_chunk=10),
+            latent_geometry.nearest_neighbour_distances(queries, points, query_chunk=7, point_chunk=10),
             brute.min(axis=1),
             rtol=1e-4,
             atol=1e-4,
         )
         leave_one_out = scipy.spatial.distance.cdist(points, points) + np.diag(np.full(53, np.inf))
         np.testing.assert_allclose(
-            metrics.nearest_neighbour_distances(points, points, exclude_self=True, query_chunk=8, point_chunk=16),
+            latent_geometry.nearest_neighbour_distances(
+                points, points, exclude_self=True, query_chunk=8, point_chunk=16
+            ),
             leave_one_out.min(axis=1),
             rtol=1e-4,
             atol=1e-4,
@@ -391,10 +400,10 @@ class TestEmptyRegions:
     def test_fraction_is_small_in_distribution_and_one_far_away(self):
         rng = np.random.default_rng(1)
         codes = rng.normal(size=(2000, 2)).astype(np.float32)
-        near = metrics.empty_region_fraction(rng.normal(size=(1000, 2)).astype(np.float32), codes)
+        near = latent_geometry.empty_region_fraction(rng.normal(size=(1000, 2)).astype(np.float32), codes)
         assert near["empty_fraction"] < 0.05
-        assert near["threshold"] == pytest.approx(metrics.empty_region_threshold(codes))
-        far = metrics.empty_region_fraction(
+        assert near["threshold"] == pytest.approx(latent_geometry.empty_region_threshold(codes))
+        far = latent_geometry.empty_region_fraction(
             rng.normal(size=(500, 2)).astype(np.float32) + 10.0, codes, threshold=near["threshold"]
         )
         assert far["empty_fraction"] == 1.0
@@ -408,7 +417,7 @@ class TestCompleteness:
         # AE-like codes: a tight cloud far from the origin, so N(0, I) samples fall in empty space
         # while samples of the Gaussian fitted to the codes do not.
         codes = (0.3 * np.random.default_rng(2).normal(size=(1500, 2)) + 10.0).astype(np.float32)
-        result = metrics.completeness(
+        result = latent_geometry.completeness(
             decode,
             digit_classifier,
             codes,
@@ -418,8 +427,8 @@ class TestCompleteness:
             max_codes=1000,
             batch_size=128,
         )
-        expected_test = metrics.classifier_confidence(digit_classifier, test_images).mean()
-        expected_sample = metrics.classifier_confidence(digit_classifier, test_images[5:6])[0]
+        expected_test = latent_geometry.classifier_confidence(digit_classifier, test_images).mean()
+        expected_sample = latent_geometry.classifier_confidence(digit_classifier, test_images[5:6])[0]
         assert result["test_confidence"] == pytest.approx(expected_test, rel=1e-6)
         for name in ("standard_normal", "fitted_gaussian"):
             assert result[name]["sample_confidence"] == pytest.approx(expected_sample, rel=1e-5)
@@ -433,10 +442,10 @@ class TestCompleteness:
         # PCA codes are not N(0, I): samples of the fitted Gaussian should fill the data region,
         # and decode to images the classifier finds more confidently like digits than noise.
         fitted = pca_lib.fit(digits["train"].images, 2)
-        codes = metrics.encode_images(Partial(pca_lib.encode, fitted), digits["train"].images, batch_size=512)
+        codes = latent_geometry.encode_images(Partial(pca_lib.encode, fitted), digits["train"].images, batch_size=512)
         np.testing.assert_allclose(codes, pca_lib.encode(fitted, digits["train"].images), rtol=1e-5, atol=1e-5)
         decode = Partial(lambda params, z: pca_lib.decode(params, z).reshape(len(z), 8, 8, 1), fitted)
-        result = metrics.completeness(
+        result = latent_geometry.completeness(
             decode,
             digit_classifier,
             codes,
@@ -451,7 +460,7 @@ class TestCompleteness:
 
     def test_rejects_unknown_distributions(self, digit_classifier, digits):
         with pytest.raises(ValueError, match="Unknown latent distributions"):
-            metrics.completeness(
+            latent_geometry.completeness(
                 identity,
                 digit_classifier,
                 np.zeros((5, 2), np.float32),

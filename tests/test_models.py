@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vae_jax import config as vae_config
-from vae_jax import models
+from vae_jax.models import autoencoder, ladder, layers, registry, vae
 
 IMAGE = (28, 28, 1)
 
@@ -25,7 +25,7 @@ def x():
 
 class TestVAE:
     def test_shapes_and_parameter_count(self, x):
-        model = models.VAE((400,), (400,), 20, IMAGE)
+        model = vae.VAE((400,), (400,), 20, IMAGE)
         key = jax.random.key(1)
         params = model.init(key, x, key)
         output, mean, logvar = model.apply(params, x, key)
@@ -34,7 +34,7 @@ class TestVAE:
         assert count(params) == dense(784, 400) + 2 * dense(400, 20) + dense(20, 400) + dense(400, 784)
 
     def test_sampling_uses_the_explicit_key(self, x):
-        model = models.VAE((32,), (32,), 3, IMAGE)
+        model = vae.VAE((32,), (32,), 3, IMAGE)
         params = model.init(jax.random.key(0), x, jax.random.key(0))
         same = [model.apply(params, x, jax.random.key(7))[0] for _ in range(2)]
         other = model.apply(params, x, jax.random.key(8))[0]
@@ -43,7 +43,7 @@ class TestVAE:
 
     @pytest.mark.parametrize("prior", ["standard_normal", "mixture"])
     def test_generate_decodes_prior_samples(self, x, prior):
-        model = models.VAE((32,), (16, 32), 4, IMAGE, prior=prior, prior_components=3)
+        model = vae.VAE((32,), (16, 32), 4, IMAGE, prior=prior, prior_components=3)
         params = jax.jit(model.init)(jax.random.key(0), x, jax.random.key(0))  # one compilation, not many ops
         generate = jax.jit(lambda key: model.apply(params, key, 6, method=model.generate))
         key = jax.random.key(2)
@@ -67,13 +67,13 @@ class TestVAE:
 
 class TestAutoencoder:
     def test_deep_shapes(self, x):
-        model = models.Autoencoder((64, 32), (32, 64), 2, IMAGE)
+        model = autoencoder.Autoencoder((64, 32), (32, 64), 2, IMAGE)
         params = model.init(jax.random.key(0), x)
         reconstruction, code = model.apply(params, x)
         assert reconstruction.shape == x.shape and code.shape == (5, 2)
 
     def test_linear_autoencoder_is_affine(self, x):
-        model = models.Autoencoder((), (), 10, IMAGE, output_activation="none")
+        model = autoencoder.Autoencoder((), (), 10, IMAGE, output_activation="none")
         params = model.init(jax.random.key(0), x)
         assert count(params) == dense(784, 10) + dense(10, 784)
         # d(e(a x1 + (1 - a) x2)) = a d(e(x1)) + (1 - a) d(e(x2)) for an affine map.
@@ -83,18 +83,29 @@ class TestAutoencoder:
         )
 
 
-def test_build_model_from_config():
-    config = vae_config.default_config().model
-    config.encoder_hidden, config.decoder_hidden, config.latents, config.activation = (8,), (8,), 2, "tanh"
-    vae = models.build_model(config, "bernoulli", (8, 8, 1))
-    assert isinstance(vae, models.VAE) and vae.output_activation == "none"
-    config.kind = "ae"
-    assert isinstance(models.build_model(config, "squared_error", (8, 8, 1)), models.Autoencoder)
-    config.kind = "pca"
-    with pytest.raises(ValueError, match="model.kind"):
-        models.build_model(config, "squared_error", (8, 8, 1))
+def test_the_registry_builds_each_kind_from_its_config():
+    """config.model.kind (and hierarchy_latents, so old config.json files keep their meaning) picks
+    the kind's file; the module's fields come from config.model."""
+    config = vae_config.resolve(vae_config.default_config())
+    config.model.encoder_hidden, config.model.decoder_hidden, config.model.latents = (8,), (8,), 2
+    config.model.activation, config.likelihood = "tanh", "bernoulli"
+    fns = registry.build(config, (8, 8, 1))
+    assert type(fns.module) is vae.VAE and fns.module.output_activation == "none" and fns.module.activation == "tanh"
+    assert fns.label == "VAE" and fns.latent_sizes == (2,) and fns.importance_parts is not None
+    config.model.hierarchy_latents = (4, 2)
+    ladder_fns = registry.build(config, (8, 8, 1))
+    assert type(ladder_fns.module) is ladder.LadderVAE and ladder_fns.latent_sizes == (4, 2)
+    assert ladder_fns.log_importance_weight is not None
+    config.model.hierarchy_latents, config.model.kind, config.likelihood = (), "ae", "squared_error"
+    assert type(registry.build(config, (8, 8, 1)).module) is autoencoder.Autoencoder
+    config.model.kind = "pca"
+    pca_fns = registry.build(config, (8, 8, 1))
+    assert pca_fns.module is None and pca_fns.fit is not None and registry.is_fitted(config.model)
+    config.model.kind = "gan"
+    with pytest.raises(ValueError, match="model.kind='gan'"):
+        registry.build(config, (8, 8, 1))
 
 
 def test_unknown_activation():
     with pytest.raises(ValueError, match="Unknown activation 'swishy'"):
-        models.activation("swishy")
+        layers.activation("swishy")

@@ -17,9 +17,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from conftest import REPO, TINY_CLI_FLAGS, load_config
-from vae_jax import parallel, run, validation
+
+from vae_jax import parallel
+from vae_jax.training import run, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -279,7 +280,7 @@ def test_distributed_starts_only_when_configured(monkeypatch):
 
 
 SWEEP_FILE = """from configs import vae
-from vae_jax import sweep_spec
+from vae_jax.training import sweep_spec
 
 
 def get_config():

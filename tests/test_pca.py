@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import pca
+from vae_jax.models import pca
 
 LECTURE_POINTS = np.array([[-0.50, -0.40], [-0.40, -0.10], [0.10, 0.00], [0.30, 0.30], [0.50, 0.20]])
 LECTURE_ENCODED = np.array([-0.63, -0.39, 0.09, 0.41, 0.53])

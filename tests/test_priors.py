@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from experiments import evaluate
-from vae_jax import losses, metrics, models, objectives, run, validation
+from vae_jax import losses
+from vae_jax.evaluation import likelihood
+from vae_jax.models import interface, vae
+from vae_jax.training import run, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -16,7 +19,7 @@ IMAGE = (8, 8, 1)
 
 
 def small_vae(prior="standard_normal", components=4):
-    return models.VAE((16,), (16,), 3, IMAGE, output_activation="none", prior=prior, prior_components=components)
+    return vae.VAE((16,), (16,), 3, IMAGE, output_activation="none", prior=prior, prior_components=components)
 
 
 def binary_images(n, seed=0):
@@ -103,20 +106,18 @@ def test_a_one_component_standard_mixture_gives_the_standard_normal_results(tiny
     params = init(standard)
     mixed = {"params": dict(params["params"], prior_means=jnp.zeros((1, 3)), prior_logvars=jnp.zeros((1, 3)))}
     x = binary_images(64, seed=4)
-    closed = objectives.vae_fns(standard, config).per_example_metrics(
-        params, x, jax.random.key(5), objectives.hyper(config)
-    )
-    sampled_fns = objectives.vae_fns(mixture, config)
+    closed = vae.fns(standard, config).per_example_metrics(params, x, jax.random.key(5), interface.hyper(config))
+    sampled_fns = vae.fns(mixture, config)
     kls = [
-        sampled_fns.per_example_metrics(mixed, x, jax.random.key(s), objectives.hyper(config))["kl"] for s in range(200)
+        sampled_fns.per_example_metrics(mixed, x, jax.random.key(s), interface.hyper(config))["kl"] for s in range(200)
     ]
     kls = np.asarray(kls)  # [200 draws, 64 images]: the estimate's standard error is ~0.01 nats
     assert float(np.mean(kls)) == pytest.approx(float(np.mean(closed["kl"])), abs=0.05)
-    one = sampled_fns.per_example_metrics(mixed, x, jax.random.key(5), objectives.hyper(config))
+    one = sampled_fns.per_example_metrics(mixed, x, jax.random.key(5), interface.hyper(config))
     np.testing.assert_allclose(one["neg_elbo"], one["reconstruction"] + one["kl"], rtol=1e-5)
     np.testing.assert_allclose(one["reconstruction"], closed["reconstruction"], rtol=1e-5)  # same z
     nll = [
-        metrics.vae_log_likelihood(m, p, config, x, jax.random.key(6), num_samples=20)["nll"]
+        likelihood.model_log_likelihood(vae.fns(m, config), p, x, jax.random.key(6), num_samples=20)["nll"]
         for m, p in ((standard, params), (mixture, mixed))
     ]
     assert nll[0] == pytest.approx(nll[1], rel=1e-5)
@@ -126,9 +127,9 @@ def test_pseudo_inputs_are_learned(tiny_config):
     config = tiny_config("vae_binarized_mnist")
     model = small_vae("vamp", components=4)
     params = init(model)
-    fns = objectives.vae_fns(model, config)
+    fns = vae.fns(model, config)
     loss = lambda p: jnp.mean(
-        fns.per_example_metrics(p, binary_images(16), jax.random.key(7), objectives.hyper(config))["loss"]
+        fns.per_example_metrics(p, binary_images(16), jax.random.key(7), interface.hyper(config))["loss"]
     )
     grads = jax.grad(loss)(params)["params"]
     assert float(jnp.max(jnp.abs(grads["pseudo_inputs"]))) > 0.0

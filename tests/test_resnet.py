@@ -5,10 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import load_config
-from vae_jax import models, objectives, train, validation
+
 from vae_jax.errors import ConfigError
+from vae_jax.models import interface, likelihoods, registry, resnet
+from vae_jax.training import programs, validation
 
 LIKELIHOODS = ("gaussian", "bernoulli", "discretized_logistic", "discretized_logistic_mixture")
 
@@ -51,7 +52,8 @@ def test_output_shapes_follow_the_likelihood_and_the_image(shape, likelihood):
     likelihood's parameters per pixel at the image's size, 28 included (3 stages: 28 -> 14 -> 7
     -> 4 padded, the decoder's 32 cropped back to 28)."""
     config = resnet_config(likelihood, widths=(4, 8, 8))
-    fns, model = train.model_fns(config, shape)
+    fns = registry.build(config, shape)
+    model = fns.module
     x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
     params = jax.eval_shape(model.init, key(0), x, key(0))
     output, mean, logvar = jax.eval_shape(model.apply, params, x, key(0))
@@ -59,10 +61,10 @@ def test_output_shapes_follow_the_likelihood_and_the_image(shape, likelihood):
     per_pixel["discretized_logistic_mixture"] = 3 * (3 if shape[2] == 1 else 10)  # K (1 + 2C + C (C - 1) / 2)
     assert output.shape == (2, *shape[:2], per_pixel[likelihood])
     assert mean.shape == logvar.shape == (2, 4)
-    assert models.resnet_coarse_shape(shape, 3) == {28: (4, 4), 32: (4, 4), 64: (8, 8)}[shape[0]]
-    metrics = jax.eval_shape(lambda p, x: fns.per_example_metrics(p, x, key(1), objectives.hyper(config)), params, x)
+    assert resnet.resnet_coarse_shape(shape, 3) == {28: (4, 4), 32: (4, 4), 64: (8, 8)}[shape[0]]
+    metrics = jax.eval_shape(lambda p, x: fns.per_example_metrics(p, x, key(1), interface.hyper(config)), params, x)
     assert all(m.shape == (2,) for m in metrics.values())
-    assert ("bits_per_dim" in metrics) == (likelihood in models.DISCRETIZED_LIKELIHOODS)
+    assert ("bits_per_dim" in metrics) == (likelihood in likelihoods.DISCRETIZED_LIKELIHOODS)
     images = jax.eval_shape(fns.decode_image, params, jax.ShapeDtypeStruct((3, 4), jnp.float32))
     assert images.shape == (3, *shape)
 
@@ -70,10 +72,11 @@ def test_output_shapes_follow_the_likelihood_and_the_image(shape, likelihood):
 def test_the_iwae_objective_with_the_mixture():
     config = resnet_config()
     config.objective, config.num_train_samples = "iwae", 3
-    fns, model = train.model_fns(config, (32, 32, 3))
+    fns = registry.build(config, (32, 32, 3))
+    model = fns.module
     x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
     params = jax.eval_shape(model.init, key(0), x, key(0))
-    metrics = jax.eval_shape(lambda p, x: fns.per_example_metrics(p, x, key(1), objectives.hyper(config)), params, x)
+    metrics = jax.eval_shape(lambda p, x: fns.per_example_metrics(p, x, key(1), interface.hyper(config)), params, x)
     assert {name: m.shape for name, m in metrics.items()} == {
         name: (2,) for name in ("loss", "neg_elbo", "reconstruction", "kl", "squared_error", "bits_per_dim")
     }
@@ -81,7 +84,7 @@ def test_the_iwae_objective_with_the_mixture():
 
 def test_architecture_of_the_stages():
     config = resnet_config(widths=(8, 16, 32), blocks=2)
-    _, model = train.model_fns(config, (32, 32, 3))
+    model = registry.build(config, (32, 32, 3)).module
     x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
     params = jax.eval_shape(model.init, key(0), x, key(0))["params"]
     encoder, decoder = params["encoder"], params["decoder"]
@@ -95,14 +98,14 @@ def test_architecture_of_the_stages():
     assert decoder["out"]["kernel"].shape == (3, 3, 8, 30)  # K (1 + 2C + 3) = 3 * 10
     assert "norm1" in encoder["stage0_block0"] and "norm_out" in decoder
     config.model.resnet_norm = "none"
-    _, model = train.model_fns(config, (32, 32, 3))
+    model = registry.build(config, (32, 32, 3)).module
     params = jax.eval_shape(model.init, key(0), x, key(0))["params"]
     assert "norm1" not in params["encoder"]["stage0_block0"] and "norm_out" not in params["decoder"]
-    assert [models.group_norm_groups(w) for w in (64, 48, 12, 3)] == [32, 16, 4, 1]
+    assert [resnet.group_norm_groups(w) for w in (64, 48, 12, 3)] == [32, 16, 4, 1]
 
 
 def test_a_residual_block_starts_as_the_identity():
-    block = models.ResidualBlock(8)
+    block = resnet.ResidualBlock(8)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 5, 8)), jnp.float32)
     params = jax.jit(block.init)(key(1), x)
     np.testing.assert_array_equal(jax.jit(block.apply)(params, x), x)
@@ -113,7 +116,7 @@ def test_a_residual_block_starts_as_the_identity():
 def test_the_autoencoder_has_a_resnet_too():
     config = resnet_config()
     config.model.kind, config.likelihood = "ae", "squared_error"
-    _, model = train.model_fns(config, (28, 28, 1))
+    model = registry.build(config, (28, 28, 1)).module
     x = jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)
     params = jax.eval_shape(model.init, key(0), x)
     reconstruction, code = jax.eval_shape(model.apply, params, x)
@@ -146,10 +149,10 @@ def mixture_vae():
     its jitted training step (compiled once for the tests that use it)."""
     config = resnet_config()
     shape = (32, 32, 3)
-    fns, model = train.model_fns(config, shape)
-    state = jax.jit(lambda k: train.create_train_state(model, shape, config, 100, k, 0))(key(0))
+    fns = registry.build(config, shape)
+    state = jax.jit(lambda k: programs.create_train_state(fns, config, 100, k, 0))(key(0))
     step = jax.jit(
-        train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
+        programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0)
     )
     return state, step, key(1)
 
@@ -176,9 +179,9 @@ def test_one_training_step_on_28x28x1():
     config = resnet_config("discretized_logistic", widths=(4, 8, 8))
     config.model.resnet_norm = "none"
     shape = (28, 28, 1)
-    fns, model = train.model_fns(config, shape)
-    state = jax.jit(lambda k: train.create_train_state(model, shape, config, 1, k, 0))(key(0))
-    step = jax.jit(train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config)))
+    fns = registry.build(config, shape)
+    state = jax.jit(lambda k: programs.create_train_state(fns, config, 1, k, 0))(key(0))
+    step = jax.jit(programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config)))
     new_state, metrics = step(state, jnp.asarray(eight_bit_images(4, shape)), key(1))
     assert int(new_state.step) == 1 and all(np.isfinite(float(v)) for v in metrics.values())
     assert 0 < float(metrics["bits_per_dim"]) < 20

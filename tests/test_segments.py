@@ -1,11 +1,12 @@
-"""Epochs cut into segments (`vae_jax.segments`, `train.make_train_segment`): the lengths
+"""Epochs cut into segments (`vae_jax.training.segments`, `programs.make_train_segment`): the lengths
 follow the measured time, and where an epoch is cut changes no bit of the state or sums."""
 
 import jax
 import numpy as np
 import pytest
 
-from vae_jax import loop, objectives, segments, train
+from vae_jax.models import interface, registry
+from vae_jax.training import programs, segments
 
 
 def test_first_segment_then_lengths_follow_the_measured_time():
@@ -33,10 +34,11 @@ def test_lengths_are_powers_of_two_below_an_epoch_and_a_short_epoch_is_one_segme
 
 def _tiny_training(tiny_config, members=1):
     config = tiny_config("vae")
-    fns, model = train.model_fns(config, (8, 8, 1))
-    keys = train.run_keys(0)
+    fns = registry.build(config, (8, 8, 1))
+    model = fns.module
+    keys = programs.run_keys(0)
     images = jax.random.uniform(keys["data"], (160, 8, 8, 1))
-    order = train.epoch_order(keys["data"], 0, 160, 16)  # 10 steps
+    order = programs.epoch_order(keys["data"], 0, 160, 16)  # 10 steps
     return config, fns, model, keys, images, order
 
 
@@ -48,12 +50,12 @@ def _assert_same(a, b):
 @pytest.mark.parametrize("fused", [True, False])
 def test_an_epoch_cut_anywhere_equals_the_whole_epoch_bit_for_bit(fused, tiny_config):
     config, fns, model, keys, images, order = _tiny_training(tiny_config)
-    step = train.make_train_step(fns, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
-    segment = train.make_train_segment(step, fused=fused)
+    step = programs.make_train_step(fns, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0)
+    segment = programs.make_train_segment(step, fused=fused)
 
     def run(cuts):
-        state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 0)
-        sums = train.zero_metric_sums(train.metric_shapes(step, state, images, keys["train"]))
+        state = programs.create_train_state(fns, config, 10, keys["init"], 0)
+        sums = programs.zero_metric_sums(programs.metric_shapes(step, state, images, keys["train"]))
         for start, stop in zip(cuts[:-1], cuts[1:]):
             state, sums = segment(state, sums, images, order[start:stop], keys["train"])
         return state, sums
@@ -62,8 +64,8 @@ def test_an_epoch_cut_anywhere_equals_the_whole_epoch_bit_for_bit(fused, tiny_co
     assert int(whole[0].step) == 10 and set(whole[1]) >= {"loss", "kl"}
     for cuts in ([0, 1, 10], [0, 3, 4, 9, 10], list(range(11))):
         _assert_same(run(cuts), whole)
-    epoch_state, epoch_means = train.make_train_epoch(step, fused=fused)(
-        train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 0), images, order, keys["train"]
+    epoch_state, epoch_means = programs.make_train_epoch(step, fused=fused)(
+        programs.create_train_state(fns, config, 10, keys["init"], 0), images, order, keys["train"]
     )
     _assert_same(epoch_state, whole[0])
     _assert_same(epoch_means, jax.tree.map(lambda total: total / 10, whole[1]))
@@ -73,12 +75,12 @@ def test_vmapped_members_cut_into_segments_equal_one_segment_bit_for_bit(tiny_co
     config, fns, _, keys, images, order = _tiny_training(tiny_config)
     configs = [config.copy_and_resolve_references() for _ in range(2)]
     configs[1].beta = 2.0
-    hypers = [(objectives.hyper(c), 0) for c in configs]
-    members = loop.MembersSegment(fns, config, hypers, [keys["train"]] * 2, "vmap", None)
-    orders = [order, train.epoch_order(keys["data"], 1, 160, 16)]
+    hypers = [(interface.hyper(c), 0) for c in configs]
+    members = programs.MembersSegment(fns, config, hypers, [keys["train"]] * 2, "vmap", None)
+    orders = [order, programs.epoch_order(keys["data"], 1, 160, 16)]
 
     def run(cuts, going=(True, True)):
-        states = loop.initial_states(configs, (8, 8, 1), 10, 10)
+        states = programs.initial_states(configs, (8, 8, 1), 10, 10)
         sums = members.zeros(states, images)
         for start, stop in zip(cuts[:-1], cuts[1:]):
             states, sums = members(states, sums, list(going), images, [o[start:stop] for o in orders])
@@ -88,5 +90,5 @@ def test_vmapped_members_cut_into_segments_equal_one_segment_bit_for_bit(tiny_co
     _assert_same(run([0, 4, 5, 10]), whole)
     assert float(whole[1][0]["loss"]) != float(whole[1][1]["loss"])  # the members differ
     stopped = run([0, 4, 10], going=(True, False))  # a member that is not going keeps its start
-    _assert_same(stopped[0][1].params, loop.initial_states(configs, (8, 8, 1), 10, 10)[1].params)
+    _assert_same(stopped[0][1].params, programs.initial_states(configs, (8, 8, 1), 10, 10)[1].params)
     assert all(float(v) == 0.0 for v in stopped[1][1].values())

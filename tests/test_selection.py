@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from vae_jax import checkpoints, data, objectives, run, selection, train
+from vae_jax.data import datasets
+from vae_jax.models import interface
+from vae_jax.training import checkpoints, programs, run, selection
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -25,7 +27,7 @@ def best_checkpoint_step(workdir):
 
 
 def load_split(config, split):
-    return data.load_dataset(config.data.name, data_dir=config.data.data_dir)[split].images
+    return datasets.load_dataset(config.data.name, data_dir=config.data.data_dir)[split].images
 
 
 class TestBestEpoch:
@@ -74,20 +76,20 @@ def test_selected_epoch_gives_the_final_metrics(tiny_config, tmp_path, monkeypat
     assert best_checkpoint_step(workdir) == valid[1]["step"]
     assert read_metrics(workdir, "test") == []  # the test split is evaluated once, at the end
     resolved, fns, model, params = run.restore(workdir)  # the finished run's selected state: epoch 2's
-    evaluate = train.make_evaluate(fns, config.eval_batch_size)
-    test_images, keys = load_split(config, "test"), train.run_keys(config.seed)
-    on_test = evaluate(params, test_images, keys["eval"], objectives.hyper(config))
+    evaluate = programs.make_evaluate(fns, config.eval_batch_size)
+    test_images, keys = load_split(config, "test"), programs.run_keys(config.seed)
+    on_test = evaluate(params, test_images, keys["eval"], interface.hyper(config))
     for name, value in final.items():
         assert value == pytest.approx(on_test[name], rel=1e-5), name
     # The last epoch's state (the latest regular checkpoint) has other test metrics.
-    template = train.create_train_state(model, (28, 28, 1), resolved, 1, keys["init"], 0)
+    template = programs.create_train_state(fns, resolved, 1, keys["init"], 0)
     manager = checkpoints.open_manager(workdir)
     try:
         assert manager.latest_step() == valid[-1]["step"]
         last = checkpoints.restore_latest(manager, template)
     finally:
         manager.close()
-    on_test_last = evaluate(last.params, test_images, keys["eval"], objectives.hyper(config))
+    on_test_last = evaluate(last.params, test_images, keys["eval"], interface.hyper(config))
     assert final["neg_elbo"] != pytest.approx(on_test_last["neg_elbo"], rel=1e-4)
 
 

@@ -8,9 +8,12 @@ and its recorded SHA-256 is present and matches."""
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
@@ -19,8 +22,8 @@ import pytest
 from conftest import REPO, load_config, write_tiny_binarized_mnist
 
 from experiments import evaluate
-from vae_jax import checkpoints, curve, export, run
 from vae_jax.errors import CheckpointError, ConfigError
+from vae_jax.training import checkpoints, curve, export, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,6 +34,63 @@ EXPORT_FILES = {"config.json", "final_metrics.json", export.EXPORT_JSON, run.PAR
 EVALUATION_FILES = ("nll_", ".lock")
 # Words of the trainer's log lines (model summary, data placement, resuming, epoch progress).
 TRAINING_LOG = ("Epoch", "epoch ", "steps of", "Resuming", "Training images", "examples/s")
+
+
+# An absolute path in a text file: a "/" that starts a word (at the start, after a space, a quote,
+# a backtick, "=", an opening bracket, "," or ";": not one inside a relative path, nor "://")
+# followed by a name; or a drive letter, a backslash and a name.
+ABSOLUTE_PATH = re.compile(r"""(?<![^\s'"`=(\[{,;])/[\w.~+-]|(?<![\w])[A-Za-z]:\\[\w.~+-]""")
+# A machine's usual roots, looked for in every file, binary ones included (five bytes or more,
+# which the arrays' data files do not hold by chance).
+MACHINE_ROOTS = re.compile(rb"/(?:work|home|tmp|root|Users|mnt|scratch|private|var|opt|srv|media|gpfs|lustre)/")
+# In a binary file (arrays, orbax's index) only what is at least this long is looked for: shorter
+# strings turn up in random bytes (the host name "vm" does, in the shipped data files).
+BINARY_MIN = 6
+
+
+def host_names():
+    """This machine's host name and, for a dotted one, its first label (lower case)."""
+    name = socket.gethostname().strip().lower()
+    return sorted({name, name.split(".")[0]} - {"", "localhost"})
+
+
+def machine_specific(directory, also=()):
+    """What in the files under ``directory`` names a machine, as ``[(file, [what, ...])]``: an
+    absolute path (`ABSOLUTE_PATH` in a UTF-8 file; `MACHINE_ROOTS` in any file), this machine's
+    host name as a word, or one of this machine's repository, temporary and home directories and
+    ``also`` (paths) as a word (in a binary file: those of `BINARY_MIN` characters or more). The
+    files experiments.evaluate writes beside an export (`EVALUATION_FILES`: its results; its
+    lock, which names the host; git ignores them) are left out."""
+    paths = {os.path.abspath(p) for p in (REPO, tempfile.gettempdir(), os.path.expanduser("~"), *also)} - {os.sep}
+    words = [(f"host name {h!r}", h) for h in host_names()] + [(f"path {p!r}", p) for p in sorted(paths)]
+    patterns = [
+        (what, len(word), re.compile(rb"(?<![\w.-])" + re.escape(word.encode()) + rb"(?![\w.-])", re.IGNORECASE))
+        for what, word in words
+    ]
+    found = []
+    for root, _, names in os.walk(directory):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if name.startswith(EVALUATION_FILES) and run.is_export(root):
+                continue  # <export>/nll_*.json, <export>/.lock
+            with open(path, "rb") as f:
+                data = f.read()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            what = [f"root {m.group().decode()!r}" for m in MACHINE_ROOTS.finditer(data)]
+            if text is not None:
+                what += [
+                    f"absolute path {text[m.start() :].split(maxsplit=1)[0][:80]!r}"
+                    for m in ABSOLUTE_PATH.finditer(text)
+                ]
+            what += [
+                w for w, size, pattern in patterns if (text is not None or size >= BINARY_MIN) and pattern.search(data)
+            ]
+            if what:
+                found.append((os.path.relpath(path, directory), what))
+    return found
 
 
 def shipped_directories():
@@ -97,6 +157,13 @@ def test_each_shipped_checkpoint_loads_and_verifies():
         check_shipped(os.path.join(SHIPPED, name))
 
 
+def test_no_shipped_file_names_the_machine_it_was_made_on():
+    # Every file under checkpoints/ (the exports' JSON, orbax's metadata, index and array files,
+    # its commit markers, the README): no absolute path, no host name of this machine.
+    assert os.path.isdir(SHIPPED)
+    assert machine_specific(SHIPPED) == []
+
+
 def test_the_shipped_directory_explains_itself():
     with open(os.path.join(SHIPPED, "README.md")) as f:
         readme = f.read()
@@ -158,10 +225,12 @@ def test_an_exported_run_evaluates_to_the_runs_numbers_without_training(trained_
     assert f"| {last.minutes:.1f} (end) | 2 | {last.best:.2f} ({last.best_epoch}) |" in printed.stdout, printed.stdout
     with open(os.path.join(output, "final_metrics.json")) as f:
         assert json.load(f) == final
-    # The training machine's data directory is recorded, not used: the export looks where data are looked for.
-    assert record["source"]["data_dir"] == data_dir
+    # The training machine's data directory is neither recorded nor used: the export looks where
+    # data are looked for. Nothing written names the machine (the command line's absolute paths included).
+    assert "data_dir" not in record["source"] and record["model"]["data"] == "binarized_mnist"
     with open(os.path.join(output, "config.json")) as f:
         assert json.load(f)["data"]["data_dir"] == ""
+    assert machine_specific(output, also=(workdir, data_dir, output)) == []
 
     # The export holds the run's selected parameters, nothing else.
     shipped = check_shipped(output)
@@ -187,6 +256,47 @@ def test_an_exported_run_evaluates_to_the_runs_numbers_without_training(trained_
     assert not os.path.exists(os.path.join(output, "best_checkpoints"))
     assert not os.path.exists(os.path.join(output, "metrics.jsonl"))
     assert sorted(n for n in os.listdir(output) if n.startswith("nll_")) == ["nll_test_k16.json"]
+
+
+def test_an_export_names_nothing_of_the_machine_it_was_made_on(trained_run, tmp_path):
+    data_dir, workdir, _, _ = trained_run
+    output = str(tmp_path / "export")
+    train = f"python -m experiments.train --workdir={workdir} --config.data.data_dir={data_dir}"
+    command = f"python -m experiments.export --workdir={workdir} --output={output} '--train_command={train}'"
+    export.export_run(workdir, output, train_command=train, command=command)
+
+    assert machine_specific(output, also=(workdir, data_dir, output)) == []
+    with open(os.path.join(output, export.EXPORT_JSON)) as f:
+        record = json.load(f)
+    # The run's directory relative to here, else by its name; commands' absolute paths likewise.
+    assert record["source"]["workdir"] == export.portable_path(workdir) and not os.path.isabs(
+        record["source"]["workdir"]
+    )
+    assert "data_dir" not in record["source"] and record["model"]["data"] == "binarized_mnist"
+    portable = f"--workdir={export.portable_path(workdir)} --config.data.data_dir={export.portable_path(data_dir)}"
+    assert record["train_command"] == f"python -m experiments.train {portable}"
+    assert record["export_command"].startswith(
+        f"python -m experiments.export --workdir={export.portable_path(workdir)} "
+    )
+    assert record["evaluate_command"] == f"python -m experiments.evaluate --workdir={export.portable_path(output)}"
+    # Orbax's commit markers stay (orbax's commit-file mode, e.g. on gs://, takes a step without
+    # one for an unfinished save) and name their directory within the export.
+    step = str(record["source"]["step"])
+    markers = {}
+    for root, _, names in os.walk(os.path.join(output, run.PARAMS_DIR)):
+        if export.COMMIT_SUCCESS_FILE in names:
+            with open(os.path.join(root, export.COMMIT_SUCCESS_FILE)) as f:
+                markers[os.path.relpath(root, output)] = f.read()
+    assert markers == {
+        where: f"Checkpoint commit was successful to {where}"
+        for where in (f"{run.PARAMS_DIR}/{step}", f"{run.PARAMS_DIR}/{step}/default")
+    }
+    check_shipped(output)  # and it restores, with its digest verified, as orbax wrote it
+
+    # The check sees what orbax writes there itself.
+    with open(os.path.join(output, run.PARAMS_DIR, step, export.COMMIT_SUCCESS_FILE), "w") as f:
+        f.write(f"Checkpoint commit was successful to {os.path.join(os.path.abspath(output), run.PARAMS_DIR, step)}")
+    assert [name for name, _ in machine_specific(output)] == [f"{run.PARAMS_DIR}/{step}/{export.COMMIT_SUCCESS_FILE}"]
 
 
 def test_an_export_refuses_an_unfinished_run_a_full_output_and_damage(trained_run, tmp_path):

@@ -1,4 +1,4 @@
-"""Streamed training images (`vae_jax.streaming`): the same batches as the resident path, each
+"""Streamed training images (`vae_jax.data.streaming`): the same batches as the resident path, each
 device's rows where they belong, bit-identical runs, and a stopped streaming run that resumes
 bit-identically."""
 
@@ -10,9 +10,11 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO, TINY_CLI_FLAGS
-from vae_jax import parallel, run, streaming, sweep
+
+from vae_jax import parallel
+from vae_jax.data import streaming
+from vae_jax.training import run, sweep
 
 
 class DecodedRows:
@@ -60,7 +62,8 @@ def test_a_segments_rows_are_laid_out_for_the_resident_programs_gather():
 
 FOUR_DEVICES = """
 import numpy as np
-from vae_jax import parallel, streaming
+from vae_jax import parallel
+from vae_jax.data import streaming
 values = np.arange(64 * 2, dtype=np.float32).reshape(64, 2, 1, 1)
 mesh = parallel.data_mesh()
 assert mesh.size == 4

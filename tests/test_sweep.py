@@ -1,4 +1,4 @@
-"""Sweeps (`vae_jax.sweep`, `vae_jax.loop`): specs, grouping, and members against their
+"""Sweeps (`vae_jax.training.sweep`, `vae_jax.training.loop`): specs, grouping, and members against their
 separate runs, in turn (bit for bit) and vmapped (up to float rounding), with selection on
 validation, early stopping, resume and a complete run in every member's folder."""
 
@@ -8,10 +8,10 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from conftest import load_config, write_tiny_binarized_mnist
+
 from experiments import evaluate
-from vae_jax import checkpoints, loop, run, sweep, sweep_spec, validation
+from vae_jax.training import checkpoints, loop, run, sweep, sweep_spec, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -1,4 +1,4 @@
-"""`vae_jax.tall_matmul`: Dense layers over many rows with a chunked backward pass."""
+"""`vae_jax.models.tall_matmul`: Dense layers over many rows with a chunked backward pass."""
 
 import flax.linen as nn
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import tall_matmul
+from vae_jax.models import tall_matmul
 
 CHUNK = tall_matmul.ROWS_PER_CHUNK
 

@@ -7,9 +7,10 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from conftest import CONFIGS
-from vae_jax import objectives, run, train, validation
+
+from vae_jax.models import interface, registry
+from vae_jax.training import programs, run, validation
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -71,21 +72,23 @@ def test_resumed_run_matches_uninterrupted_run(tiny_config, tmp_path):
 def test_step_compiles_once(fused, tiny_config):
     config = tiny_config("vae")
     traces = []
-    fns, model = train.model_fns(config, (8, 8, 1))
+    fns = registry.build(config, (8, 8, 1))
 
     def counted_metrics(*args, **kwargs):
         traces.append(1)
         return fns.per_example_metrics(*args, **kwargs)
 
     counted = fns._replace(per_example_metrics=counted_metrics)
-    step = train.make_train_step(counted, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=0)
-    epoch = train.make_train_epoch(step, fused=fused)
-    keys = train.run_keys(0)
-    state = train.create_train_state(model, (8, 8, 1), config, 100, keys["init"], 0)
+    step = programs.make_train_step(
+        counted, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=0
+    )
+    epoch = programs.make_train_epoch(step, fused=fused)
+    keys = programs.run_keys(0)
+    state = programs.create_train_state(fns, config, 100, keys["init"], 0)
     images = jax.random.uniform(keys["data"], (96, 8, 8, 1))
     traced = []
     for e in range(3):
-        state, _ = epoch(state, images, train.epoch_order(keys["data"], e, 96, 32), keys["train"])
+        state, _ = epoch(state, images, programs.epoch_order(keys["data"], e, 96, 32), keys["train"])
         traced.append(len(traces))
     assert int(state.step) == 9
     # The first epoch traces the step for its program and, abstractly, for the metrics' shapes;
@@ -105,13 +108,13 @@ def test_fused_and_stepwise_epochs_agree(tiny_config, tmp_path):
 @pytest.mark.parametrize("dynamic", [True, False])
 def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
     config = tiny_config("vae")
-    fns, model = train.model_fns(config, (8, 8, 1))
+    fns = registry.build(config, (8, 8, 1))
     seen = []
     spy = fns._replace(per_example_metrics=lambda p, x, k, h: seen.append(x) or fns.per_example_metrics(p, x, k, h))
-    keys = train.run_keys(0)
-    state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 0)
+    keys = programs.run_keys(0)
+    state = programs.create_train_state(fns, config, 10, keys["init"], 0)
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
-    train.make_train_step(spy, dynamic_binarization=dynamic)(state, batch, keys["train"])
+    programs.make_train_step(spy, dynamic_binarization=dynamic)(state, batch, keys["train"])
     values = np.asarray(seen[0])
     if dynamic:
         assert set(np.unique(values)) == {0.0, 1.0}
@@ -124,17 +127,19 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
 def test_kl_warmup_weights_rise_linearly(traced, tiny_config):
     """The warm-up weight, compiled in (a run) or read from the state (a vmapped member)."""
     config = tiny_config("vae")
-    fns, model = train.model_fns(config, (8, 8, 1))
+    fns = registry.build(config, (8, 8, 1))
     weights = []
     spy = fns._replace(
         per_example_metrics=lambda p, x, k, h: weights.append(h.kl_weight) or fns.per_example_metrics(p, x, k, h)
     )
-    keys = train.run_keys(0)
-    state = train.create_train_state(model, (8, 8, 1), config, 10, keys["init"], 4)
+    keys = programs.run_keys(0)
+    state = programs.create_train_state(fns, config, 10, keys["init"], 4)
     if traced:
-        step = train.make_train_step(spy, dynamic_binarization=False)
+        step = programs.make_train_step(spy, dynamic_binarization=False)
     else:
-        step = train.make_train_step(spy, dynamic_binarization=False, hyper=objectives.hyper(config), kl_warmup_steps=4)
+        step = programs.make_train_step(
+            spy, dynamic_binarization=False, hyper=interface.hyper(config), kl_warmup_steps=4
+        )
     batch = np.full((4, 8, 8, 1), 0.5, np.float32)
     for _ in range(6):
         state, _ = step(state, batch, keys["train"])
@@ -144,9 +149,9 @@ def test_kl_warmup_weights_rise_linearly(traced, tiny_config):
 def test_kl_warmup_epochs_count_in_epochs(tiny_config):
     config = tiny_config("vae")
     config.kl_warmup_epochs = 3
-    assert train.kl_warmup_steps(config, steps_per_epoch=7) == 21
+    assert programs.kl_warmup_steps(config, steps_per_epoch=7) == 21
     config.kl_warmup_epochs, config.kl_warmup_steps = 0, 5
-    assert train.kl_warmup_steps(config, steps_per_epoch=7) == 5
+    assert programs.kl_warmup_steps(config, steps_per_epoch=7) == 5
     config.kl_warmup_epochs = 2
     with pytest.raises(validation.ConfigError, match="both set the KL warm-up"):
         validation.validate_config(config)
@@ -181,6 +186,6 @@ def test_dynamic_binarization_evaluates_fixed_binary_images(tiny_config, tmp_pat
     config.seed = 0
     final = run.train_and_evaluate(config, str(tmp_path / "run"))
     _, fns, _, params = run.restore(str(tmp_path / "run"))
-    evaluate = train.make_evaluate(fns, config.eval_batch_size)
-    on_binary = evaluate(params, test, train.run_keys(config.seed)["eval"], objectives.hyper(config))
+    evaluate = programs.make_evaluate(fns, config.eval_batch_size)
+    on_binary = evaluate(params, test, programs.run_keys(config.seed)["eval"], interface.hyper(config))
     assert final == pytest.approx(on_binary, rel=1e-6)

@@ -44,7 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.test_fraction = 0.1
     config.data.split_seed = 0
     # auto | resident (the training split on the devices) | streaming (read segment by segment
-    # from the host: vae_jax/streaming.py); auto streams when it would fill over a quarter of a device.
+    # from the host: vae_jax/data/streaming.py); auto streams when it would fill over a quarter of a device.
     config.data.pipeline = "auto"
 
     config.model = ml_collections.ConfigDict()
@@ -76,7 +76,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.prior = "standard_normal"
     config.model.prior_components = 500
     config.model.mixture_components = 10  # K of likelihood=discretized_logistic_mixture
-    # A ladder VAE (vae_jax/hierarchical.py): the widths (d_1, ..., d_L) of L >= 2 stochastic layers,
+    # A ladder VAE (vae_jax/models/ladder.py): the widths (d_1, ..., d_L) of L >= 2 stochastic layers,
     # bottom (the decoder's z_1) to top, with top-down inference; () is the one-layer VAE of
     # model.latents (unused by a ladder). encoder_hidden is the first bottom-up block (x -> h_1),
     # hierarchy_hidden the MLP of every other block, bottom-up (h_l -> h_{l+1}) and top-down

@@ -3,7 +3,7 @@
 With ``VAE_JAX_KILL_AT=<point>:<n>[:<signal>]`` in the environment, the process sends itself
 ``signal`` (default SIGKILL; e.g. SIGTERM, to test a stop signal at an exact place) the n-th
 time it reaches `point` ``<point>``: ``step_done`` (after a training step of an unfused epoch:
-mid-epoch), ``segment_done`` (after a segment of an epoch, `vae_jax.segments`),
+mid-epoch), ``segment_done`` (after a segment of an epoch, `vae_jax.training.segments`),
 ``checkpoint_started`` (orbax has begun writing a step: mid-checkpoint) or ``epoch_logged``
 (an epoch's metrics are logged, its checkpoint not yet written). Without the variable `point`
 does nothing.

@@ -13,7 +13,7 @@ Expected: the KL falls and the reconstruction error rises as beta grows.
 """
 
 from configs import vae
-from vae_jax import sweep_spec
+from vae_jax.training import sweep_spec
 
 
 def get_config():

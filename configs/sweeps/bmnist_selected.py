@@ -15,7 +15,7 @@ early, and the epochs they keep): docs/results.md, sweeps.
 """
 
 from configs import bmnist_vae_selected
-from vae_jax import sweep_spec
+from vae_jax.training import sweep_spec
 
 
 def get_config():

@@ -9,7 +9,7 @@ Runtime and result: not measured (docs/results.md, sweeps).
 """
 
 from configs import vae
-from vae_jax import sweep_spec
+from vae_jax.training import sweep_spec
 
 
 def get_config():

@@ -1,0 +1,46 @@
+"""Priors p(z) beyond N(0, I): a mixture of learned Gaussians and the VampPrior (Tomczak & Welling
+2018), their parameters, and sampling from a mixture; with them the learned decoder variance
+(both are parameters a VAE and a ladder VAE add in ``setup``)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from flax import linen as nn
+
+from vae_jax import losses
+
+PRIORS = ("standard_normal", "mixture", "vamp")
+# How figure titles name each prior.
+DESCRIPTIONS = {"standard_normal": "N(0, I)", "mixture": "(mixture of Gaussians)", "vamp": "(VampPrior)"}
+
+
+def add_variance_and_prior_params(module: nn.Module, prior_width: int) -> None:
+    """In ``module.setup``: the learned decoder log-variance (``module.decoder_variance``
+    'scalar' or 'per_pixel', initialised at ``log(initial_variance)``) and the parameters of a
+    learned prior over ``prior_width`` latents (``module.prior`` 'mixture': its components'
+    means and log-variances; 'vamp': ``prior_components`` pseudo-inputs in [0, 1], initialised
+    near black as in the VampPrior paper). A `vae.VAE`'s and a `ladder.LadderVAE`'s."""
+    if module.decoder_variance != "fixed":
+        shape = () if module.decoder_variance == "scalar" else tuple(module.output_shape)
+        module.log_variance = module.param(
+            "decoder_log_variance", nn.initializers.constant(math.log(module.initial_variance)), shape
+        )
+    if module.prior == "mixture":
+        shape = (module.prior_components, prior_width)
+        module.prior_means = module.param("prior_means", nn.initializers.normal(1.0), shape)
+        module.prior_logvars = module.param("prior_logvars", nn.initializers.zeros, shape)
+    elif module.prior == "vamp":
+        near_black = lambda key, shape: 0.05 + 0.01 * jax.random.normal(key, shape)
+        module.pseudo_inputs = module.param(
+            "pseudo_inputs", near_black, (module.prior_components, *module.output_shape)
+        )
+
+
+def sample_mixture(rng: jax.Array, means: jax.Array, logvars: jax.Array, num: int) -> jax.Array:
+    """``[num, d]`` draws from the equal-weight mixture of N(means[k], exp(logvars[k])), each
+    ``[K, d]``: a uniform component, then its Gaussian."""
+    component_key, noise_key = jax.random.split(rng)
+    component = jax.random.randint(component_key, (num,), 0, means.shape[0])
+    return losses.reparameterize(noise_key, means[component], logvars[component])
