@@ -16,7 +16,8 @@ from conftest import load_config
 from jax.test_util import check_grads
 
 from vae_jax import losses
-from vae_jax.models import interface, likelihoods, registry, vae
+from vae_jax.evaluation import likelihood as likelihood_estimate
+from vae_jax.models import interface, likelihoods, registry
 
 LEVELS = np.arange(256, dtype=np.float32) / 255  # every value of an 8-bit pixel, as the models see it
 
@@ -382,5 +383,5 @@ def test_a_vae_reports_bits_per_dim(likelihood):
     assert samples.shape == (3, *shape)
     np.testing.assert_allclose(samples, np.round(samples * 255) / 255, rtol=0, atol=1e-6)  # 8-bit levels
     if likelihood == "discretized_logistic_mixture":  # (one compilation of the estimate is enough)
-        nll = likelihood.model_log_likelihood(vae.fns(model, config), params, x, keys["eval"], num_samples=2)
+        nll = likelihood_estimate.model_log_likelihood(fns, params, x, keys["eval"], num_samples=2)
         np.testing.assert_allclose(nll["bits_per_dim"], nll["nll"] / (90 * math.log(2.0)), rtol=1e-6)

@@ -18,7 +18,7 @@ def tiny_vae():
     model = vae.VAE((16,), (16,), 2, (4, 4, 1), output_activation="none")
     key = jax.random.key(0)
     params = model.init(key, jnp.zeros((1, 4, 4, 1)), key)
-    config = types.SimpleNamespace(likelihood="bernoulli", c=0.05)
+    config = types.SimpleNamespace(likelihood="bernoulli", c=0.05, objective="elbo", num_train_samples=1)
     images = (np.random.default_rng(0).uniform(size=(37, 4, 4, 1)) < 0.4).astype(np.float32)
     return model, params, config, images
 

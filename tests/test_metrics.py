@@ -178,7 +178,9 @@ class TestVAELogLikelihood:
         x = np.random.default_rng(0).uniform(size=(9, *shape)).astype(np.float32)
         init = jax.jit(model.init)  # one compilation instead of many eager ops
         params = init(jax.random.key(1), x, jax.random.key(2))
-        config = ml_collections.ConfigDict({"likelihood": "gaussian", "c": 0.1})
+        config = ml_collections.ConfigDict(
+            {"likelihood": "gaussian", "c": 0.1, "objective": "elbo", "num_train_samples": 1}
+        )
         result = likelihood.model_log_likelihood(
             vae.fns(model, config), params, x, jax.random.key(3), num_samples=20, sample_chunk=8, data_chunk=4
         )
@@ -211,7 +213,9 @@ class TestVAELogLikelihood:
         x = np.random.default_rng(0).uniform(size=(9, *shape)).astype(np.float32)
         params = jax.jit(model.init)(jax.random.key(1), x, jax.random.key(2))
         # c is not the learned variance: were c used, the estimates below would not match.
-        config = ml_collections.ConfigDict({"likelihood": "gaussian", "c": 0.05})
+        config = ml_collections.ConfigDict(
+            {"likelihood": "gaussian", "c": 0.05, "objective": "elbo", "num_train_samples": 1}
+        )
 
         def encode(params, x):
             return model.apply(params, x, method=model.encode)

@@ -28,6 +28,11 @@ How the members' epochs run (`EXECUTIONS`, chosen by `choose_execution`):
 - ``vmap``: all members in one compiled program (`programs.make_members_segment`), their
   hyperparameters traced from their states. Equal to separate runs up to float rounding;
   pays where one member does not fill the device (GPUs, small models).
+
+`train_members` reads top to bottom in sections: the run's data and sizes (`_open_run`, a `_Run`),
+the members (`_open_members`: states, keys, logs, checkpoint managers), their programs
+(`programs.build_run_programs`), restore (`_resume`), the epochs (`_train_epochs`) and the final
+evaluation (`_final_results`).
 """
 
 from __future__ import annotations
