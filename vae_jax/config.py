@@ -83,6 +83,9 @@ def default_config() -> ml_collections.ConfigDict:
     # (z_{l+1} -> p(z_l | z_{l+1})); model.prior is p(z_L)'s, and free_bits count per layer.
     config.model.hierarchy_latents = ()
     config.model.hierarchy_hidden = (256,)
+    # Dropout after every hidden layer of the MLP encoders and decoders (a ladder's bottom-up and
+    # top-down blocks too), in training steps only (masks from the step's key); 0: none.
+    config.model.dropout_rate = 0.0
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
     # 'discretized_logistic' (a logistic per pixel and channel, discretised to the 256 levels of
@@ -103,6 +106,13 @@ def default_config() -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-3
     config.optimizer.schedule = "constant"  # constant | cosine
     config.optimizer.warmup_steps = 0
+    config.optimizer.name = "adam"  # adam | adamax (Kingma & Ba 2015's infinity-norm variant)
+    # Decoupled weight decay (Loshchilov & Hutter 2019): each step also subtracts
+    # learning_rate * weight_decay * params, outside the adaptive scaling. 0: none.
+    config.optimizer.weight_decay = 0.0
+    # > 0: an exponential moving average of the parameters (Polyak averaging) with this decay, kept
+    # in the training state and used for validation, selection, the test pass, evaluation and export.
+    config.ema_decay = 0.0
 
     config.batch_size = 128
     config.num_epochs = 30

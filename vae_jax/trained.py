@@ -35,12 +35,17 @@ class TrainedModel:
     """A trained model of any kind (VAE, ladder VAE, autoencoder, PCA) with its parameters.
 
     ``config``: the run's resolved config; ``fns``: its `vae_jax.models.interface.ModelFns`;
-    ``params``: the parameters; ``step``: the training step they are of (None for PCA);
+    ``params``: the parameters it computes with (a run's moving average when it keeps one,
+    ``config.ema_decay``); ``raw_params``: the optimiser's parameters before averaging (None for an
+    export, which ships the evaluated ones alone); ``step``: the training step they are of (None
+    for PCA);
     ``image_shape``: ``(H, W, C)`` of the images it models.
     """
 
-    def __init__(self, config, fns: ModelFns, params: Any, step: int | None, *, batch_size: int = 500):
-        self.config, self.fns, self.params, self.step = config, fns, params, step
+    def __init__(
+        self, config, fns: ModelFns, params: Any, step: int | None, *, raw_params: Any = None, batch_size: int = 500
+    ):
+        self.config, self.fns, self.params, self.step, self.raw_params = config, fns, params, step, raw_params
         self.image_shape = tuple(datasets.config_image_shape(config.data))
         self.batch_size = batch_size
         self._encode = jax.jit(fns.encode)
@@ -138,4 +143,11 @@ def load(path: str, *, batch_size: int = 500) -> TrainedModel:
         restored = run.restore_run(path)
     except FileNotFoundError as error:
         raise ConfigError(f"{path} holds no run ({error}): pass a run's workdir or an exported directory.") from None
-    return TrainedModel(restored.config, restored.fns, restored.params, restored.step, batch_size=batch_size)
+    return TrainedModel(
+        restored.config,
+        restored.fns,
+        restored.params,
+        restored.step,
+        raw_params=restored.raw_params,
+        batch_size=batch_size,
+    )

@@ -37,9 +37,10 @@ def fns(model: Autoencoder, config) -> ModelFns:
     """`ModelFns` of an `Autoencoder` trained on the squared error ||x - d(e(x))||^2."""
     del config
 
-    def per_example_metrics(params, x, rng, hyper=None):
-        del rng, hyper  # deterministic, no KL term
-        return likelihoods.squared_error_metrics(x, model.apply(params, x)[0])
+    def per_example_metrics(params, x, rng, hyper=None, training=False):
+        del hyper  # no KL term
+        rngs = {"dropout": rng} if training and model.dropout_rate else None  # the step's dropout masks
+        return likelihoods.squared_error_metrics(x, model.apply(params, x, rngs=rngs)[0])
 
     def encode(params, x):
         return model.apply(params, x, method=model.encode)

@@ -30,6 +30,16 @@ def validate_kind(config) -> None:
 
 def validate(config) -> None:
     """Raises `ConfigError` for the first invalid model value of a resolved config."""
+    rate = config.model.dropout_rate
+    _require(
+        isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate < 1,
+        f"--config.model.dropout_rate={rate!r} is invalid: expected a probability in [0, 1), e.g. 0 (none) or 0.2.",
+    )
+    _require(
+        rate == 0 or (config.model.architecture != "resnet" and registry.kind_of(config.model) != "pca"),
+        f"--config.model.dropout_rate={rate} applies to MLP and conv models (their dense layers); "
+        f"{config.model.architecture} {config.model.kind} has none: use --config.model.dropout_rate=0.",
+    )
     _choice(config.likelihood, "likelihood", LIKELIHOODS[config.model.kind])
     _positive_int(config.model.latents, "model.latents")
     _choice(config.model.activation, "model.activation", tuple(layers.ACTIVATIONS))

@@ -20,9 +20,16 @@ def make_encoder(module, gaussian: bool) -> nn.Module:
         )
     if module.architecture == "conv":
         return layers.ConvEncoder(
-            module.conv_features, module.encoder_hidden, module.latents, module.activation, gaussian
+            module.conv_features,
+            module.encoder_hidden,
+            module.latents,
+            module.activation,
+            gaussian,
+            module.dropout_rate,
         )
-    return layers.Encoder(module.encoder_hidden, module.latents, module.activation, gaussian=gaussian)
+    return layers.Encoder(
+        module.encoder_hidden, module.latents, module.activation, gaussian=gaussian, dropout_rate=module.dropout_rate
+    )
 
 
 def make_decoder(module) -> nn.Module:
@@ -54,9 +61,12 @@ def make_decoder(module) -> nn.Module:
             output_shape,
             module.activation,
             output_activation,
+            module.dropout_rate,
         )
     else:
-        base = layers.Decoder(module.decoder_hidden, output_shape, module.activation, output_activation)
+        base = layers.Decoder(
+            module.decoder_hidden, output_shape, module.activation, output_activation, module.dropout_rate
+        )
     if not is_autoregressive:
         return base
     return autoregressive.AutoregressiveDecoder(
@@ -82,6 +92,8 @@ class EncoderDecoder(nn.Module):
     resnet_widths: Sequence[int] = (64, 128, 256)  # one ResNet stage per width (architecture='resnet')
     resnet_blocks: int = 2  # residual blocks per stage
     resnet_norm: str = "group"  # group | none
+    # Dropout after every hidden layer of the MLP (and conv models') dense parts, in training steps only.
+    dropout_rate: float = 0.0
 
 
 def module_fields(module_class, model_config, **given) -> dict:

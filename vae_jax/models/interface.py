@@ -61,9 +61,11 @@ class ModelFns(NamedTuple):
     """Pure functions of one model kind: everything the trainer, the evaluation, the figures and
     `vae_jax.load` ask of a model (`vae_jax.models.registry.build` makes them).
 
-    per_example_metrics(params, x, rng, hyper) -> dict of ``[b]`` arrays, always with
-        ``'loss'`` (the training objective per example, what the optimiser minimises on
-        average); ``hyper`` is a `Hyper` (VAEs read it; the autoencoder and PCA ignore it).
+    per_example_metrics(params, x, rng, hyper, training=False) -> dict of ``[b]`` arrays, always
+        with ``'loss'`` (the training objective per example, what the optimiser minimises on
+        average); ``hyper`` is a `Hyper` (VAEs read it; the autoencoder and PCA ignore it);
+        ``training`` (the training step's call) turns dropout on (``model.dropout_rate``), its
+        masks drawn from ``rng``; evaluation leaves it off.
     encode(params, x) -> ``[b, latents]`` codes (the posterior mean for a VAE).
     decode_image(params, z) -> ``[b, *image_shape]`` images in [0, 1] (p(x|z)'s mean; greedy
         pixel by pixel for an autoregressive decoder).

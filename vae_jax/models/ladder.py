@@ -129,6 +129,7 @@ class LadderVAE(decoding.Decoding):
     prior_components: int = 500
     likelihood: str = "gaussian"
     mixture_components: int = 10
+    dropout_rate: float = 0.0  # after every hidden layer of the bottom-up, top-down and decoder MLPs
 
     architecture = "mlp"  # the decoder's (`coders.make_decoder`); not a field
 
@@ -139,11 +140,15 @@ class LadderVAE(decoding.Decoding):
             )
         widths = self.hierarchy_latents
         self.bottom_up = [
-            layers.DenseStack(self.encoder_hidden if layer == 0 else self.hierarchy_hidden, self.activation)
+            layers.DenseStack(
+                self.encoder_hidden if layer == 0 else self.hierarchy_hidden, self.activation, self.dropout_rate
+            )
             for layer in range(len(widths))
         ]
         self.posterior_heads = [layers.GaussianHeads(d) for d in widths]
-        self.top_down = [layers.DenseStack(self.hierarchy_hidden, self.activation) for _ in widths[:-1]]
+        self.top_down = [
+            layers.DenseStack(self.hierarchy_hidden, self.activation, self.dropout_rate) for _ in widths[:-1]
+        ]
         self.prior_heads = [layers.GaussianHeads(d) for d in widths[:-1]]
         self.decoder = coders.make_decoder(self)
         priors.add_variance_and_prior_params(self, widths[-1])
@@ -353,22 +358,26 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
     mixture_top = model.prior != "standard_normal"
     flat = lambda a: a.reshape(a.shape[0], -1)
 
-    def per_example_metrics(params, x, rng, hyper: interface.Hyper):
+    def per_example_metrics(params, x, rng, hyper: interface.Hyper, training: bool = False):
+        rngs = None
+        if training and model.dropout_rate:  # the step's dropout masks, from its key
+            rng, dropout_key = jax.random.split(rng)
+            rngs = {"dropout": dropout_key}
         iwae = objective == "iwae"
         leading = (num_samples, x.shape[0]) if iwae else x.shape[:1]
-        layers = model.apply(params, x, layer_noise(rng, widths, leading), method=model.infer)
+        layers = model.apply(params, x, layer_noise(rng, widths, leading), method=model.infer, rngs=rngs)
         variance = decoding.decoder_variance(model, params, hyper.c)
         if iwae:  # z_1, log p(x|z_1): [num_samples, b, ...]
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
-            outputs = model.apply(params, layers[0].z.reshape(-1, widths[0]), repeated, method=model.decode)
+            outputs = model.apply(params, layers[0].z.reshape(-1, widths[0]), repeated, method=model.decode, rngs=rngs)
             log_px = likelihoods.log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
             output = outputs.reshape(num_samples, -1, *outputs.shape[1:])[0]
         else:
-            output = model.apply(params, layers[0].z, x, method=model.decode)
+            output = model.apply(params, layers[0].z, x, method=model.decode, rngs=rngs)
             log_px = likelihoods.log_likelihood(likelihood, x, output, variance)
         log_prior_top = None
         if iwae or mixture_top:  # log p(z_L) at the samples, once (the VampPrior encodes its pseudo-inputs)
-            log_prior_top = model.apply(params, layers[-1].z, method=model.log_prior_top)
+            log_prior_top = model.apply(params, layers[-1].z, method=model.log_prior_top, rngs=rngs)
         kls, per_dimension = layer_kls(model, params, layers, log_prior_top)
         if iwae:
             log_p, log_q = log_joint_and_posterior(model, params, layers, log_prior_top)

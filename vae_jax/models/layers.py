@@ -33,17 +33,29 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     return ACTIVATIONS[name]
 
 
+def dropout(module: nn.Module, rate: float, h: jax.Array) -> jax.Array:
+    """``h`` with each unit zeroed with probability ``rate`` (and the rest scaled by 1 / (1 - rate))
+    when the module is applied with a ``'dropout'`` key (``apply(..., rngs={'dropout': key})``:
+    the training step's); unchanged otherwise (evaluation, sampling, the likelihood) and when
+    ``rate`` is 0 (then no layer is added at all: the module is that of a run without it)."""
+    if not rate:
+        return h
+    return nn.Dropout(rate, deterministic=not module.has_rng("dropout"))(h)
+
+
 class MLP(nn.Module):
-    """Dense layers of widths ``hidden``, each followed by ``activation``; flattens its input."""
+    """Dense layers of widths ``hidden``, each followed by ``activation`` (and `dropout` at
+    ``dropout_rate``); flattens its input."""
 
     hidden: Sequence[int]
     activation: str = "relu"
+    dropout_rate: float = 0.0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
         for width in self.hidden:
-            x = activation(self.activation)(nn.Dense(width)(x))
+            x = dropout(self, self.dropout_rate, activation(self.activation)(nn.Dense(width)(x)))
         return x
 
 
@@ -54,10 +66,11 @@ class Encoder(nn.Module):
     latents: int
     activation: str = "relu"
     gaussian: bool = True
+    dropout_rate: float = 0.0  # `dropout` after each hidden layer
 
     @nn.compact
     def __call__(self, x: jax.Array):
-        h = MLP(self.hidden, self.activation, name="body")(x)
+        h = MLP(self.hidden, self.activation, self.dropout_rate, name="body")(x)
         mean = nn.Dense(self.latents, name="mean")(h)
         if not self.gaussian:
             return mean
@@ -71,10 +84,11 @@ class Decoder(nn.Module):
     output_shape: Sequence[int]
     activation: str = "relu"
     output_activation: str = "sigmoid"
+    dropout_rate: float = 0.0  # `dropout` after each hidden layer
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
-        h = MLP(self.hidden, self.activation, name="body")(z)
+        h = MLP(self.hidden, self.activation, self.dropout_rate, name="body")(z)
         out = nn.Dense(math.prod(self.output_shape), name="out")(h)
         out = activation(self.output_activation)(out)
         return out.reshape((z.shape[0], *self.output_shape))
@@ -88,12 +102,13 @@ class ConvEncoder(nn.Module):
     latents: int
     activation: str = "relu"
     gaussian: bool = True
+    dropout_rate: float = 0.0  # `dropout` after each hidden layer
 
     @nn.compact
     def __call__(self, x: jax.Array):
         for width in self.features:
             x = activation(self.activation)(nn.Conv(width, (3, 3), strides=(2, 2))(x))
-        return Encoder(self.hidden, self.latents, self.activation, self.gaussian, name="head")(x)
+        return Encoder(self.hidden, self.latents, self.activation, self.gaussian, self.dropout_rate, name="head")(x)
 
 
 class ConvDecoder(nn.Module):
@@ -108,13 +123,14 @@ class ConvDecoder(nn.Module):
     output_shape: Sequence[int]
     activation: str = "relu"
     output_activation: str = "sigmoid"
+    dropout_rate: float = 0.0  # `dropout` after each hidden layer
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         height, width, channels = self.output_shape
         scale = 2 ** len(self.features)
         coarse = (-(-height // scale), -(-width // scale), self.features[0])
-        h = MLP(self.hidden, self.activation, name="body")(z)
+        h = MLP(self.hidden, self.activation, self.dropout_rate, name="body")(z)
         h = activation(self.activation)(nn.Dense(math.prod(coarse), name="to_map")(h)).reshape((z.shape[0], *coarse))
         for width_out in self.features[1:]:
             h = activation(self.activation)(nn.ConvTranspose(width_out, (3, 3), strides=(2, 2))(h))
@@ -123,16 +139,17 @@ class ConvDecoder(nn.Module):
 
 
 class DenseStack(nn.Module):
-    """Dense layers of widths ``hidden``, each followed by ``activation``, on the last axis
-    (leading axes kept: samples, batch)."""
+    """Dense layers of widths ``hidden``, each followed by ``activation`` (and `dropout` at
+    ``dropout_rate``), on the last axis (leading axes kept: samples, batch)."""
 
     hidden: Sequence[int]
     activation: str = "relu"
+    dropout_rate: float = 0.0
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
         for width in self.hidden:
-            h = activation(self.activation)(nn.Dense(width)(h))
+            h = dropout(self, self.dropout_rate, activation(self.activation)(nn.Dense(width)(h)))
         return h
 
 

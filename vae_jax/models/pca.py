@@ -108,8 +108,8 @@ def fns(image_shape, latents: int) -> ModelFns:
     squared reconstruction error."""
     dim = math.prod(image_shape)
 
-    def per_example_metrics(params, x, rng, hyper=None):
-        del rng, hyper  # deterministic, no KL term
+    def per_example_metrics(params, x, rng, hyper=None, training=False):
+        del rng, hyper, training  # deterministic, no KL term
         return likelihoods.squared_error_metrics(x, decode(params, encode(params, x)))
 
     def decode_image(params, z):

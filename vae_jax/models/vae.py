@@ -121,8 +121,12 @@ def fns(model, config) -> ModelFns:
     standard_prior = model.prior == "standard_normal"
     channels = model.output_shape[-1]
 
-    def per_example_metrics(params, x, rng, hyper: interface.Hyper):
-        mean, logvar = model.apply(params, x, method=model.encode)
+    def per_example_metrics(params, x, rng, hyper: interface.Hyper, training: bool = False):
+        rngs = None
+        if training and model.dropout_rate:  # the step's dropout masks, from its key
+            rng, dropout_key = jax.random.split(rng)
+            rngs = {"dropout": dropout_key}
+        mean, logvar = model.apply(params, x, method=model.encode, rngs=rngs)
         variance = decoding.decoder_variance(model, params, hyper.c)
         if objective == "iwae":  # z, log p(x|z): [num_samples, b, ...]
             z = losses.reparameterize(
@@ -131,15 +135,15 @@ def fns(model, config) -> ModelFns:
                 jnp.broadcast_to(logvar, (num_samples, *logvar.shape)),
             )
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
-            outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode)
+            outputs = model.apply(params, z.reshape(-1, z.shape[-1]), repeated, method=model.decode, rngs=rngs)
             log_px = likelihoods.log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
             output = outputs.reshape(num_samples, -1, *outputs.shape[1:])[0]
         else:
             z = losses.reparameterize(rng, mean, logvar)
-            output = model.apply(params, z, x, method=model.decode)
+            output = model.apply(params, z, x, method=model.decode, rngs=rngs)
             log_px = likelihoods.log_likelihood(likelihood, x, output, variance)
         if objective == "iwae" or not standard_prior:  # log p(z) and log q(z|x) at the samples, once
-            log_pz = model.apply(params, z, method=model.log_prior)
+            log_pz = model.apply(params, z, method=model.log_prior, rngs=rngs)
             log_qz = losses.diagonal_gaussian_log_prob(z, mean, logvar)
         if standard_prior:
             kl = losses.gaussian_kl_to_standard_normal(mean, logvar)

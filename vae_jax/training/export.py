@@ -134,6 +134,8 @@ def export_run(workdir: str, output: str, *, train_command: str | None = None, c
             "workdir": portable_path(workdir),
             "checkpoint": restored.source,
             "state": "validation-selected (model_selection=valid)" if selected else "last",
+            # > 0: the exported parameters are the run's moving average of its parameters.
+            "ema_decay": float(restored.config.get("ema_decay", 0.0)),
             "step": restored.step,
         },
         "model": {"kind": restored.config.model.kind, "data": restored.config.data.name},

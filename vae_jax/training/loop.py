@@ -354,7 +354,7 @@ def _final_results(run: _Run, trainings: list[_Training], compiled, finals: list
     results = []
     for t, final in zip(trainings, finals):
         t.manager.close()
-        params = t.state.params
+        params = programs.evaluated_params(t.state)
         if run.select:
             selected = checkpoints.restore_latest(t.best_manager, t.state)
             t.best_manager.close()
@@ -367,7 +367,7 @@ def _final_results(run: _Run, trainings: list[_Training], compiled, finals: list
                     t.best.epoch,
                     t.best.value,
                 )
-                params = selected.params
+                params = programs.evaluated_params(selected)
         if not complete:
             final = finish(
                 t.member.config,
@@ -526,7 +526,7 @@ def _train_epochs(run: _Run, trainings: list[_Training], compiled, step: int) ->
             step = t.step
             extra = _check_finite(t, run.several)
             t.log.write(step, "train", member_train, epoch=epoch + 1, examples_per_second=member_rate, **extra)
-            eval_metrics = compiled.evaluate(t.state.params, eval_images, t.keys["eval"], t.hyper)
+            eval_metrics = compiled.evaluate(programs.evaluated_params(t.state), eval_images, t.keys["eval"], t.hyper)
             t.log.write(step, run.eval_split, eval_metrics, epoch=epoch + 1)
             faults.point("epoch_logged")
             if run.select and t.best.update(epoch + 1, eval_metrics):

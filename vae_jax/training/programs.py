@@ -70,16 +70,28 @@ def learning_rate_schedule(optimizer_config, total_steps: int, peak):
     return peak
 
 
+OPTIMIZERS = ("adam", "adamax")
+
+
 def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransformation:
-    """Adam with a constant or cosine learning rate (optional linear warm-up), skipping
-    updates whose gradients are not finite. The (peak) learning rate is a value of the
-    optimiser state (`optax.inject_hyperparams`; `with_learning_rate` sets it), so members
-    of one program may differ in it."""
+    """Adam (or Adamax, ``optimizer.name``) with a constant or cosine learning rate (optional
+    linear warm-up) and optional decoupled weight decay (``optimizer.weight_decay``: the update
+    also subtracts ``learning_rate * weight_decay * params``, as `optax.adamw`), skipping updates
+    whose gradients are not finite. The (peak) learning rate is a value of the optimiser state
+    (`optax.inject_hyperparams`; `with_learning_rate` sets it), so members of one program may
+    differ in it. Plain Adam is `optax.adam` itself (the state of every earlier checkpoint)."""
+    name = optimizer_config.get("name", "adam")
+    weight_decay = optimizer_config.get("weight_decay", 0.0)
 
-    def adam(learning_rate):
-        return optax.adam(learning_rate_schedule(optimizer_config, total_steps, learning_rate))
+    def optimizer(learning_rate):
+        schedule = learning_rate_schedule(optimizer_config, total_steps, learning_rate)
+        if name == "adam" and not weight_decay:
+            return optax.adam(schedule)
+        scaling = optax.scale_by_adam() if name == "adam" else optax.scale_by_adamax()
+        decay = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+        return optax.chain(scaling, *decay, optax.scale_by_learning_rate(schedule))
 
-    injected = optax.inject_hyperparams(adam)(learning_rate=optimizer_config.learning_rate)
+    injected = optax.inject_hyperparams(optimizer)(learning_rate=optimizer_config.learning_rate)
     return optax.apply_if_finite(injected, max_consecutive_errors=MAX_SKIPPED_STEPS)
 
 
@@ -93,10 +105,33 @@ def with_learning_rate(opt_state, learning_rate: float):
 class TrainState(train_state.TrainState):
     """Step, parameters, optimiser state (with the learning rate), and the loss's
     hyperparameters: ``hyper`` (`interface.Hyper` of float32 scalars) and
-    ``kl_warmup_steps`` (int32)."""
+    ``kl_warmup_steps`` (int32). With ``config.ema_decay`` > 0 also ``ema_params``, an
+    exponential moving average of the parameters, and its ``ema_decay`` (float32); both None
+    otherwise (so the state, and its checkpoints, are those of a run without it)."""
 
     hyper: interface.Hyper = None
     kl_warmup_steps: Any = None
+    ema_params: Any = None
+    ema_decay: Any = None
+
+    def apply_gradients(self, *, grads, **kwargs) -> "TrainState":
+        """The optimiser's step, then the average: ``ema <- d ema + (1 - d) params`` with
+        ``d = min(ema_decay, (1 + step) / (10 + step))`` (``step`` before the update), so the
+        average forgets its initial value quickly at the start (as TensorFlow's
+        ``ExponentialMovingAverage`` with ``num_updates``)."""
+        new = super().apply_gradients(grads=grads, **kwargs)
+        if self.ema_params is None:
+            return new
+        step = self.step.astype(jnp.float32)
+        decay = jnp.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        average = jax.tree.map(lambda ema, p: decay * ema + (1.0 - decay) * p, self.ema_params, new.params)
+        return new.replace(ema_params=average)
+
+
+def evaluated_params(state):
+    """The parameters a state is evaluated, selected, tested and exported with: the moving
+    average when the run keeps one (``config.ema_decay`` > 0), else the parameters."""
+    return state.params if state.ema_params is None else state.ema_params
 
 
 def create_train_state(
@@ -113,8 +148,15 @@ def create_train_state(
     params = fns.init(init_key)
     hyper = interface.Hyper(*(jnp.asarray(v, jnp.float32) for v in interface.hyper(config)))
     tx = make_optimizer(config.optimizer, total_steps) if tx is None else tx
+    ema_decay = config.get("ema_decay", 0.0)
     return TrainState.create(
-        apply_fn=None, params=params, tx=tx, hyper=hyper, kl_warmup_steps=jnp.asarray(warmup_steps, jnp.int32)
+        apply_fn=None,
+        params=params,
+        tx=tx,
+        hyper=hyper,
+        kl_warmup_steps=jnp.asarray(warmup_steps, jnp.int32),
+        ema_params=jax.tree.map(jnp.copy, params) if ema_decay else None,
+        ema_decay=jnp.asarray(ema_decay, jnp.float32) if ema_decay else None,
     )
 
 
@@ -155,7 +197,7 @@ def make_train_step(
         step_hyper = base._replace(kl_weight=kl_warmup_weight(state.step, warmup))
 
         def mean_loss(params):
-            metrics = fns.per_example_metrics(params, batch, rng, step_hyper)
+            metrics = fns.per_example_metrics(params, batch, rng, step_hyper, training=True)
             return jnp.mean(metrics["loss"]), metrics
 
         grads, metrics = jax.grad(mean_loss, has_aux=True)(state.params)

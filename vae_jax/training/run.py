@@ -118,15 +118,19 @@ PARAMS_DIR = workdir_lib.EXPORTED_PARAMS
 
 class Restored(NamedTuple):
     """What `restore_run` found: the run's resolved config, its `interface.ModelFns` (the Flax
-    module is ``fns.module``, None for PCA), the parameters (the fitted `pca.PCA` for PCA), the
-    directory they came from (``checkpoints``, ``best_checkpoints`` or ``params``) and the
-    training step of that state (None for a fitted model)."""
+    module is ``fns.module``, None for PCA), the parameters it is evaluated with (the moving
+    average with ``config.ema_decay`` > 0, `programs.evaluated_params`; the fitted `pca.PCA` for
+    PCA), the directory they came from (``checkpoints``, ``best_checkpoints`` or ``params``),
+    the training step of that state (None for a fitted model) and the raw parameters of a
+    training checkpoint (the optimiser's, before averaging; None for an export, which holds the
+    evaluated ones alone)."""
 
     config: Any
     fns: Any
     params: Any
     source: str
     step: int | None
+    raw_params: Any = None
 
     @property
     def model(self):
@@ -190,7 +194,7 @@ def restore_run(workdir: str) -> Restored:
         return Restored(config, fns, restored, name, None if fns.fit is not None else step)
     if fns.fit is not None:
         return Restored(config, fns, restored, name, None)
-    return Restored(config, fns, restored.params, name, int(restored.step))
+    return Restored(config, fns, programs.evaluated_params(restored), name, int(restored.step), restored.params)
 
 
 def restore(workdir: str):

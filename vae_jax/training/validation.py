@@ -17,7 +17,7 @@ from vae_jax.data import datasets
 from vae_jax.errors import ConfigError
 from vae_jax.models import checks as model_checks
 from vae_jax.models import registry
-from vae_jax.training import selection
+from vae_jax.training import programs, selection
 
 SCHEDULES = ("constant", "cosine")
 NONFINITE_POLICIES = ("skip", "stop")
@@ -61,6 +61,17 @@ def validate_config(config) -> None:
         f"--config.optimizer.learning_rate={learning_rate!r} is invalid: expected a value in (0, 10), e.g. 1e-3.",
     )
     _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
+    _choice(config.optimizer.name, "optimizer.name", programs.OPTIMIZERS)
+    _require(
+        _finite(config.optimizer.weight_decay) and 0 <= config.optimizer.weight_decay < 1,
+        f"--config.optimizer.weight_decay={config.optimizer.weight_decay!r} is invalid: expected the decoupled "
+        "decay per step and unit learning rate in [0, 1), e.g. 0 (none) or 3e-4.",
+    )
+    _require(
+        _finite(config.ema_decay) and 0 <= config.ema_decay < 1,
+        f"--config.ema_decay={config.ema_decay!r} is invalid: expected 0 (no average) or a decay in (0, 1), e.g. "
+        "0.999 or 0.9995.",
+    )
     _require(
         isinstance(config.optimizer.warmup_steps, int) and config.optimizer.warmup_steps >= 0,
         f"--config.optimizer.warmup_steps={config.optimizer.warmup_steps!r} must be >= 0.",
