@@ -86,6 +86,10 @@ def default_config() -> ml_collections.ConfigDict:
     # Dropout after every hidden layer of the MLP encoders and decoders (a ladder's bottom-up and
     # top-down blocks too), in training steps only (masks from the step's key); 0: none.
     config.model.dropout_rate = 0.0
+    # model.prior='flow': a masked autoregressive flow on N(0, I) (vae_jax/models/flows.py) of this
+    # many steps, each a MADE with these hidden widths (the one-layer VAE's p(z), a ladder's p(z_L)).
+    config.model.flow_steps = 4
+    config.model.flow_hidden = (256,)
 
     # Likelihood p(x|z): 'gaussian' N(f(z), cI) for grey levels, 'bernoulli' for binary data,
     # 'discretized_logistic' (a logistic per pixel and channel, discretised to the 256 levels of

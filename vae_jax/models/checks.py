@@ -30,6 +30,7 @@ def validate_kind(config) -> None:
 
 def validate(config) -> None:
     """Raises `ConfigError` for the first invalid model value of a resolved config."""
+    _positive_int(config.model.flow_steps, "model.flow_steps")
     rate = config.model.dropout_rate
     _require(
         isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate < 1,
@@ -61,7 +62,14 @@ def validate(config) -> None:
         config.objective == "elbo" or config.model.kind == "vae",
         f"--config.objective={config.objective} needs model.kind=vae: use --config.objective=elbo.",
     )
-    for name in ("encoder_hidden", "decoder_hidden", "conv_features", "resnet_widths", "hierarchy_hidden"):
+    for name in (
+        "encoder_hidden",
+        "decoder_hidden",
+        "conv_features",
+        "resnet_widths",
+        "hierarchy_hidden",
+        "flow_hidden",
+    ):
         widths = tuple(config.model[name])
         _require(
             all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths),

@@ -40,6 +40,15 @@ class Decoding(nn.Module):
         """An autoregressive decoder's logits given `latent_features` and the image so far."""
         return self.decoder.logits(latent_features, x)
 
+    def initialize(self, x: jax.Array, rng: jax.Array | None = None):
+        """``self(x, rng)`` and, with a flow prior, its log-density once: ``init`` with this method
+        creates every parameter (a flow's exist only once it is used; ``__call__`` does not use
+        the prior). Models with other priors are initialised with ``__call__`` itself."""
+        outputs = self(x, rng)
+        if self.prior == "flow":
+            self.flow_prior.log_prob(jnp.zeros((1, self.flow_prior.features), x.dtype))
+        return outputs
+
     def variance(self) -> jax.Array:
         """The learned decoder variance c (scalar or per pixel); only when it is learned."""
         return jnp.exp(self.log_variance)

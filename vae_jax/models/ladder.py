@@ -127,6 +127,8 @@ class LadderVAE(decoding.Decoding):
     autoregressive_z_features: int = 4
     prior: str = "standard_normal"  # of z_L: standard_normal | mixture | vamp
     prior_components: int = 500
+    flow_steps: int = 4  # prior='flow' (of z_L): as `vae.VAE`'s
+    flow_hidden: Sequence[int] = (256,)
     likelihood: str = "gaussian"
     mixture_components: int = 10
     dropout_rate: float = 0.0  # after every hidden layer of the bottom-up, top-down and decoder MLPs
@@ -220,21 +222,14 @@ class LadderVAE(decoding.Decoding):
         return self.bottom_up_estimates(jnp.clip(self.pseudo_inputs, 0.0, 1.0))[-1]
 
     def log_prior_top(self, z: jax.Array) -> jax.Array:
-        """log p(z_L) in nats for ``z`` ``[..., d_L]``; shape ``z.shape[:-1]``."""
-        if self.prior == "standard_normal":
-            return losses.standard_normal_log_prob(z)
-        return losses.gaussian_mixture_log_prob(z, *self.prior_mixture())
+        """log p(z_L) in nats for ``z`` ``[..., d_L]``; shape ``z.shape[:-1]`` (`priors.log_prob`)."""
+        return priors.log_prob(self, z)
 
     def sample_prior(self, rng: jax.Array, num: int) -> tuple[jax.Array, ...]:
         """``num`` draws of z_1..z_L, top down from p(z_L), p(z_{L-1} | z_L), ..., p(z_1 | z_2):
         one array ``[num, d_l]`` per layer, bottom to top."""
         top_key, *layer_keys = jax.random.split(rng, self.num_layers)
-        d_top = self.hierarchy_latents[-1]
-        if self.prior == "standard_normal":
-            z = jax.random.normal(top_key, (num, d_top))
-        else:
-            z = priors.sample_mixture(top_key, *self.prior_mixture(), num)
-        draws = [z]
+        draws = [priors.sample(self, top_key, num, self.hierarchy_latents[-1])]
         for layer, key in zip(reversed(range(self.num_layers - 1)), layer_keys):
             mean, logvar = self.prior_conditional(layer, draws[0])
             draws.insert(0, losses.reparameterize(key, mean, logvar))
@@ -435,7 +430,11 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
         sample_images=sample,
         encode_layers=encode_layers,
         log_importance_weight=LogImportanceWeight(model, likelihood, c),
-        init=lambda key: model.init(key, jnp.zeros((1, *model.output_shape), jnp.float32)),  # the mean path
+        init=lambda key: model.init(  # the mean path
+            key,
+            jnp.zeros((1, *model.output_shape), jnp.float32),
+            method=model.initialize if model.prior == "flow" else None,
+        ),
         module=model,
         label="ladder VAE",
         likelihood=likelihood,

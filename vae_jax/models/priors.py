@@ -10,10 +10,16 @@ import jax
 from flax import linen as nn
 
 from vae_jax import losses
+from vae_jax.models import flows
 
-PRIORS = ("standard_normal", "mixture", "vamp")
+PRIORS = ("standard_normal", "mixture", "vamp", "flow")
 # How figure titles name each prior.
-DESCRIPTIONS = {"standard_normal": "N(0, I)", "mixture": "(mixture of Gaussians)", "vamp": "(VampPrior)"}
+DESCRIPTIONS = {
+    "standard_normal": "N(0, I)",
+    "mixture": "(mixture of Gaussians)",
+    "vamp": "(VampPrior)",
+    "flow": "(autoregressive flow)",
+}
 
 
 def add_variance_and_prior_params(module: nn.Module, prior_width: int) -> None:
@@ -36,6 +42,31 @@ def add_variance_and_prior_params(module: nn.Module, prior_width: int) -> None:
         module.pseudo_inputs = module.param(
             "pseudo_inputs", near_black, (module.prior_components, *module.output_shape)
         )
+    elif module.prior == "flow":
+        module.flow_prior = flows.AutoregressiveFlowPrior(
+            prior_width, module.flow_steps, tuple(module.flow_hidden), module.activation
+        )
+
+
+def log_prob(module: nn.Module, z: jax.Array) -> jax.Array:
+    """log p(z) in nats, ``z.shape[:-1]``, under ``module.prior`` (the one-layer VAE's p(z), the
+    ladder's p(z_L)): N(0, I), a mixture (``module.prior_mixture()``: learned components or the
+    VampPrior's) or the autoregressive flow."""
+    if module.prior == "standard_normal":
+        return losses.standard_normal_log_prob(z)
+    if module.prior == "flow":
+        return module.flow_prior.log_prob(z)
+    return losses.gaussian_mixture_log_prob(z, *module.prior_mixture())
+
+
+def sample(module: nn.Module, rng: jax.Array, num: int, width: int) -> jax.Array:
+    """``[num, width]`` draws from ``module.prior`` (a mixture: a uniform component, then its
+    Gaussian; the flow: its inverse of N(0, I) draws)."""
+    if module.prior == "standard_normal":
+        return jax.random.normal(rng, (num, width))
+    if module.prior == "flow":
+        return module.flow_prior.sample(rng, num)
+    return sample_mixture(rng, *module.prior_mixture(), num)
 
 
 def sample_mixture(rng: jax.Array, means: jax.Array, logvars: jax.Array, num: int) -> jax.Array:

@@ -9,7 +9,7 @@ q(z|x) = N(mean(x), exp(logvar(x))) from an MLP, conv or ResNet encoder (`coders
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +38,10 @@ class VAE(coders.EncoderDecoder, decoding.Decoding):
     autoregressive_kernel: int = 7
     autoregressive_layers: int = 1
     autoregressive_z_features: int = 4
-    prior: str = "standard_normal"  # standard_normal | mixture | vamp
+    prior: str = "standard_normal"  # standard_normal | mixture | vamp | flow
     prior_components: int = 500
+    flow_steps: int = 4  # prior='flow': masked autoregressive steps (`flows.AutoregressiveFlowPrior`)
+    flow_hidden: Sequence[int] = (256,)  # and the hidden widths of each step's MADE
     # p(x|z): what the decoder outputs per pixel (`likelihoods.likelihood_parameters`).
     likelihood: str = "gaussian"  # gaussian | bernoulli | discretized_logistic | discretized_logistic_mixture
     mixture_components: int = 10  # K of discretized_logistic_mixture
@@ -71,16 +73,12 @@ class VAE(coders.EncoderDecoder, decoding.Decoding):
         return self.encoder(jnp.clip(self.pseudo_inputs, 0.0, 1.0))
 
     def log_prior(self, z: jax.Array) -> jax.Array:
-        """log p(z) in nats for ``z`` ``[..., latents]``; shape ``z.shape[:-1]``."""
-        if self.prior == "standard_normal":
-            return losses.standard_normal_log_prob(z)
-        return losses.gaussian_mixture_log_prob(z, *self.prior_mixture())
+        """log p(z) in nats for ``z`` ``[..., latents]``; shape ``z.shape[:-1]`` (`priors.log_prob`)."""
+        return priors.log_prob(self, z)
 
     def sample_prior(self, rng: jax.Array, num: int) -> jax.Array:
-        """``[num, latents]`` draws from p(z) (a mixture: a uniform component, then its Gaussian)."""
-        if self.prior == "standard_normal":
-            return jax.random.normal(rng, (num, self.latents))
-        return priors.sample_mixture(rng, *self.prior_mixture(), num)
+        """``[num, latents]`` draws from p(z) (`priors.sample`)."""
+        return priors.sample(self, rng, num, self.latents)
 
     def generate(self, rng: jax.Array, num: int) -> jax.Array:
         """Decoder outputs for ``num`` latents drawn from the prior (`sample_prior`)."""
@@ -202,7 +200,12 @@ def fns(model, config) -> ModelFns:
             _VAELogLikelihood(model, _LikelihoodConfig(likelihood, c)),
             None if standard_prior else _VAELogPrior(model),
         ),
-        init=lambda key: model.init(key, jnp.zeros((1, *model.output_shape), jnp.float32), key),
+        init=lambda key: model.init(
+            key,
+            jnp.zeros((1, *model.output_shape), jnp.float32),
+            key,
+            method=model.initialize if model.prior == "flow" else None,
+        ),
         module=model,
         label="VAE",
         likelihood=likelihood,
