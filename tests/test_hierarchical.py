@@ -400,3 +400,43 @@ def test_config_checks():
     one_layer = ladder_config((), free_bits=0.2, **{"model.prior": "vamp"})
     with pytest.raises(validation.ConfigError, match="closed-form KL"):  # the one-layer rule is unchanged
         validation.validate_config(one_layer)
+
+
+@pytest.mark.parametrize("widths", [(3, 2), (4, 3, 2)])
+def test_skip_connections_feed_every_layer_into_the_decoder(widths):
+    """``model.hierarchy_skip``: p(x | z_1..z_L) decodes every layer's z, concatenated: its first
+    layer takes d_1 + ... + d_L inputs, the reconstruction depends on the upper layers given z_1,
+    codes and prior draws are the concatenation, and the weights stay an ELBO in expectation."""
+    config = ladder_config(widths, **{"model.hierarchy_skip": True})
+    fns, model, params = build(config)
+    plain_params = build(ladder_config(widths))[2]
+    kernel = params["params"]["decoder"]["body"]["Dense_0"]["kernel"]
+    assert (
+        kernel.shape[0] == sum(widths)
+        and plain_params["params"]["decoder"]["body"]["Dense_0"]["kernel"].shape[0] == widths[0]
+    )
+    x, b = binary_images(5), 5
+    codes = fns.encode(params, x)
+    assert codes.shape == (b, sum(widths))
+    np.testing.assert_array_equal(codes, jnp.concatenate(fns.encode_layers(params, x), axis=-1))
+    assert fns.sample_prior(params, jax.random.key(4), 6).shape == (6, sum(widths))
+    assert fns.decode_image(params, codes).shape == (b, *IMAGE)
+
+    def reconstruction(upper):  # the decoder's output at fixed z_1 as the upper layers move
+        z = jnp.concatenate([codes[:, : widths[0]], upper], axis=-1)
+        return model.apply(params, z, method=model.decode).sum()
+
+    assert float(jnp.abs(jax.grad(reconstruction)(codes[:, widths[0] :])).max()) > 0
+    metrics = fns.per_example_metrics(params, x, jax.random.key(3), interface.hyper(config))
+    np.testing.assert_allclose(metrics["neg_elbo"], metrics["reconstruction"] + metrics["kl"], rtol=1e-5)
+    keys = jax.random.split(jax.random.key(6), b)
+    weights = fns.log_importance_weight(params, x, keys)
+    assert weights.shape == (b,) and np.all(np.isfinite(weights))
+    # IWAE with one sample is the negative log weight of the same top-down sample.
+    iwae = ladder_config(widths, objective="iwae", num_train_samples=1, **{"model.hierarchy_skip": True})
+    key = jax.random.key(7)
+    iwae_loss = build(iwae)[0].per_example_metrics(params, x, key, interface.hyper(iwae))["loss"]
+    one = ladder.layer_noise(key, widths, (1, b))
+    np.testing.assert_allclose(
+        iwae_loss, -ladder.log_weights(model, params, "bernoulli", None, x, [n[0] for n in one]), rtol=1e-5, atol=1e-4
+    )

@@ -83,6 +83,9 @@ def default_config() -> ml_collections.ConfigDict:
     # (z_{l+1} -> p(z_l | z_{l+1})); model.prior is p(z_L)'s, and free_bits count per layer.
     config.model.hierarchy_latents = ()
     config.model.hierarchy_hidden = (256,)
+    # A ladder's decoder sees every layer's z (concatenated), not z_1 alone: skip connections from
+    # the upper latents into p(x|z) (the codes of figures and vae_jax.load are then that concatenation).
+    config.model.hierarchy_skip = False
     # Dropout after every hidden layer of the MLP encoders and decoders (a ladder's bottom-up and
     # top-down blocks too), in training steps only (masks from the step's key); 0: none.
     config.model.dropout_rate = 0.0

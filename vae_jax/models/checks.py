@@ -130,6 +130,10 @@ def _validate_hierarchy(config) -> None:
         "use --config.model.hierarchy_latents='()'.",
     )
     _require(
+        isinstance(config.model.hierarchy_skip, bool),
+        f"--config.model.hierarchy_skip={config.model.hierarchy_skip!r} is invalid: expected True or False.",
+    )
+    _require(
         config.model.architecture == "mlp",
         f"--config.model.hierarchy_latents={latents!r}: the ladder VAE's networks are MLPs; use "
         f"--config.model.architecture=mlp (got {config.model.architecture}).",

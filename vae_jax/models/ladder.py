@@ -127,6 +127,7 @@ class LadderVAE(decoding.Decoding):
     autoregressive_z_features: int = 4
     prior: str = "standard_normal"  # of z_L: standard_normal | mixture | vamp
     prior_components: int = 500
+    hierarchy_skip: bool = False  # the decoder sees every layer's z, not z_1 alone (`decoder_input`)
     flow_steps: int = 4  # prior='flow' (of z_L): as `vae.VAE`'s
     flow_hidden: Sequence[int] = (256,)
     likelihood: str = "gaussian"
@@ -167,7 +168,7 @@ class LadderVAE(decoding.Decoding):
         else:
             noise = layer_noise(rng, self.hierarchy_latents, x.shape[:1])
         layers = self.infer(x, noise)
-        return self.decode(layers[0].z, x), layers
+        return self.decode(decoder_input(self, [layer.z for layer in layers]), x), layers
 
     def bottom_up_estimates(self, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
         """``[(m_l, logvar s_l^2)]``, bottom to top, each ``[b, d_l]``: the deterministic bottom-up
@@ -240,6 +241,15 @@ class LadderVAE(decoding.Decoding):
         return self.decode(self.sample_prior(rng, num)[0])
 
 
+def decoder_input(model: LadderVAE, zs: Sequence[jax.Array]) -> jax.Array:
+    """What p(x | z_1..z_L) decodes, from one array ``[..., d_l]`` per layer (bottom to top):
+    z_1 alone, or with ``model.hierarchy_skip`` every layer's z concatenated, bottom to top
+    (``[..., d_1 + ... + d_L]``: skip connections from every upper latent into the decoder, as in
+    BIVA and Efficient-VDVAE's top-down decoders). The codes `ModelFns.encode` gives and the
+    latents `ModelFns.decode_image` takes are this array."""
+    return jnp.concatenate(list(zs), axis=-1) if model.hierarchy_skip else zs[0]
+
+
 def layer_noise(rng: jax.Array, widths: Sequence[int], leading: tuple[int, ...]) -> list[jax.Array]:
     """Standard normal noise for a top-down pass: one array ``[*leading, d_l]`` per layer,
     bottom to top, layer l's from ``split(rng, L)[l]``."""
@@ -308,7 +318,7 @@ def log_weights(model: LadderVAE, params, likelihood: str, variance: ArrayLike, 
     ELBO; `losses.iwae_bound` of k of them the IWAE bound and the importance-sampled log p(x).
     ``variance``: the Gaussian decoder's (`decoding.decoder_variance`), else unused."""
     layers = model.apply(params, x, noise, method=model.infer)
-    decoded = model.apply(params, layers[0].z, x, method=model.decode)
+    decoded = model.apply(params, decoder_input(model, [layer.z for layer in layers]), x, method=model.decode)
     log_p, log_q = log_joint_and_posterior(model, params, layers)
     return likelihoods.log_likelihood(likelihood, x, decoded, variance) + log_p - log_q
 
@@ -364,11 +374,16 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
         variance = decoding.decoder_variance(model, params, hyper.c)
         if iwae:  # z_1, log p(x|z_1): [num_samples, b, ...]
             repeated = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(-1, *x.shape[1:])
-            outputs = model.apply(params, layers[0].z.reshape(-1, widths[0]), repeated, method=model.decode, rngs=rngs)
+            flat_z = decoder_input(model, [layer.z for layer in layers])
+            outputs = model.apply(
+                params, flat_z.reshape(-1, flat_z.shape[-1]), repeated, method=model.decode, rngs=rngs
+            )
             log_px = likelihoods.log_likelihood(likelihood, repeated, outputs, variance).reshape(num_samples, -1)
             output = outputs.reshape(num_samples, -1, *outputs.shape[1:])[0]
         else:
-            output = model.apply(params, layers[0].z, x, method=model.decode, rngs=rngs)
+            output = model.apply(
+                params, decoder_input(model, [layer.z for layer in layers]), x, method=model.decode, rngs=rngs
+            )
             log_px = likelihoods.log_likelihood(likelihood, x, output, variance)
         log_prior_top = None
         if iwae or mixture_top:  # log p(z_L) at the samples, once (the VampPrior encodes its pseudo-inputs)
@@ -401,7 +416,7 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
         return model.apply(params, x, method=model.posterior_means)
 
     def encode(params, x):
-        return encode_layers(params, x)[0]
+        return decoder_input(model, encode_layers(params, x))
 
     def decode_image(params, z):
         if model.autoregressive:
@@ -409,7 +424,7 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
         return likelihoods.to_image(likelihood, model.apply(params, z, method=model.decode), channels)
 
     def sample_prior(params, key, num):
-        return model.apply(params, key, num, method=model.sample_prior)[0]
+        return decoder_input(model, model.apply(params, key, num, method=model.sample_prior))
 
     def sample(params, key, z):
         if model.autoregressive:
