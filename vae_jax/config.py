@@ -125,6 +125,10 @@ def default_config() -> ml_collections.ConfigDict:
     config.num_epochs = 30
     config.model_selection = "last"  # last | valid (keep the epoch best on the validation split)
     config.early_stopping_patience = 0  # with model_selection=valid: stop after this many epochs without gain
+    # > 0: stop once the training steps have taken this many minutes (counted from metrics.jsonl's
+    # rates, so a resumed run counts as an uninterrupted one), at the end of an epoch; the run is
+    # then complete (selected, tested once). Which epoch that is depends on the machine's speed.
+    config.max_training_minutes = 0.0
     config.eval_batch_size = 1000
     config.fused_epoch = True  # compiled lax.scan over the steps (else one jitted call per step)
     # An epoch runs in segments of about this many seconds (the whole epoch when it is shorter);

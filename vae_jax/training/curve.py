@@ -46,25 +46,41 @@ def read_records(workdir: str) -> list[dict]:
     return records
 
 
+def cumulative_minutes(records: list[dict], batch_size: int) -> dict[int, tuple[int, float]]:
+    """``{epoch: (step, training minutes up to the end of that epoch)}`` from the train records
+    (each epoch's steps over its logged rate: the time of the training steps alone, without
+    evaluation or checkpoints)."""
+    train = {r["epoch"]: r for r in records if r.get("split") == "train" and "examples_per_second" in r}
+    result, minutes, previous_step = {}, 0.0, 0
+    for epoch in sorted(train):
+        record = train[epoch]
+        minutes += (record["step"] - previous_step) * batch_size / record["examples_per_second"] / 60
+        previous_step = record["step"]
+        result[epoch] = (record["step"], minutes)
+    return result
+
+
+def training_minutes(records: list[dict], batch_size: int, last_step: float = math.inf) -> float:
+    """The training minutes of the epochs logged up to ``last_step`` (`cumulative_minutes`): what
+    ``config.max_training_minutes`` counts, so a resumed run counts the same as an uninterrupted one."""
+    done = [minutes for step, minutes in cumulative_minutes(records, batch_size).values() if step <= last_step]
+    return max(done, default=0.0)
+
+
 def validation_curve(records: list[dict], batch_size: int) -> list[CurvePoint]:
     """One point per epoch that has both a train record (with its rate) and a validation record.
 
     Records are those of one run (a sweep member's folder is one run)."""
-    train = {r["epoch"]: r for r in records if r.get("split") == "train" and "examples_per_second" in r}
     valid = {r["epoch"]: r for r in records if r.get("split") == "valid"}
-    points, minutes, previous_step = [], 0.0, 0
+    points = []
     best, best_epoch = math.inf, 0
-    for epoch in sorted(train):
-        record = train[epoch]
-        steps = record["step"] - previous_step
-        previous_step = record["step"]
-        minutes += steps * batch_size / record["examples_per_second"] / 60
+    for epoch, (step, minutes) in sorted(cumulative_minutes(records, batch_size).items()):
         if epoch not in valid:
             continue
         value = selection.criterion(valid[epoch])
         if math.isfinite(value) and value < best:
             best, best_epoch = value, epoch
-        points.append(CurvePoint(epoch, record["step"], minutes, value, best, best_epoch))
+        points.append(CurvePoint(epoch, step, minutes, value, best, best_epoch))
     return points
 
 

@@ -54,7 +54,7 @@ from vae_jax.data import streaming
 from vae_jax.errors import CheckpointError, Interrupted, NonFiniteError, WriteError
 from vae_jax.evaluation import model_figures
 from vae_jax.models import interface
-from vae_jax.training import checkpoints, preemption, programs, segments, selection
+from vae_jax.training import checkpoints, curve, preemption, programs, segments, selection
 from vae_jax.training import workdir as workdir_lib
 
 EXECUTIONS = ("auto", "vmap", "in_turn")
@@ -114,10 +114,25 @@ class _Training:
     best: selection.BestEpoch
     stopped: bool = False
     skipped_before: int = 0
+    minutes: float = 0.0  # training minutes so far (`curve.training_minutes`)
 
     @property
     def step(self) -> int:
         return int(self.state.step)
+
+    def out_of_time(self) -> bool:
+        """Whether the member has used its ``config.max_training_minutes`` (0: no budget)."""
+        budget = self.member.config.max_training_minutes
+        return budget > 0 and self.minutes >= budget
+
+    def read_log(self, steps_per_epoch: int, select: bool) -> None:
+        """The selection record, the training minutes and whether the member has stopped (early
+        stopping, or its time budget), from ``metrics.jsonl`` up to the restored step."""
+        config = self.member.config
+        self.best = selection.BestEpoch.from_log(self.log.path, self.step, config.early_stopping_patience)
+        records = curve.read_records(self.member.workdir)
+        self.minutes = curve.training_minutes(records, config.batch_size, self.step)
+        self.stopped = (select and self.best.should_stop(self.step // steps_per_epoch)) or self.out_of_time()
 
 
 def _restore(trainings: list[_Training], steps_per_epoch: int, select: bool) -> int:
@@ -129,8 +144,7 @@ def _restore(trainings: list[_Training], steps_per_epoch: int, select: bool) -> 
         restored = checkpoints.restore_latest(t.manager, t.state)
         if restored is not None:
             t.state = restored
-        t.best = selection.BestEpoch.from_log(t.log.path, t.step, t.member.config.early_stopping_patience)
-        t.stopped = select and t.best.should_stop(t.step // steps_per_epoch)
+        t.read_log(steps_per_epoch, select)
     while True:
         going = [t for t in trainings if not t.stopped]
         common = min((t.step for t in going), default=0)
@@ -140,7 +154,7 @@ def _restore(trainings: list[_Training], steps_per_epoch: int, select: bool) -> 
         for t in ahead:
             restored = checkpoints.restore_latest(t.manager, initial[id(t)], max_step=common)
             t.state = initial[id(t)] if restored is None else restored
-            t.best = selection.BestEpoch.from_log(t.log.path, t.step, t.member.config.early_stopping_patience)
+            t.read_log(steps_per_epoch, select)
 
 
 def _check_finite(t: _Training, several: bool) -> dict:
@@ -463,6 +477,16 @@ def _train_epochs(run: _Run, trainings: list[_Training], compiled, step: int) ->
                     t.best.epoch,
                 )
                 t.stopped = True
+            if not t.stopped and t.out_of_time():
+                logging.info(
+                    "%sStopping after epoch %d: %.1f training minutes used of the budget of %g "
+                    "(config.max_training_minutes).",
+                    run.who(t),
+                    epoch,
+                    t.minutes,
+                    t.member.config.max_training_minutes,
+                )
+                t.stopped = True
         active = [t for t in trainings if not t.stopped]
         if not active:
             break
@@ -526,6 +550,7 @@ def _train_epochs(run: _Run, trainings: list[_Training], compiled, step: int) ->
             step = t.step
             extra = _check_finite(t, run.several)
             t.log.write(step, "train", member_train, epoch=epoch + 1, examples_per_second=member_rate, **extra)
+            t.minutes += steps_per_epoch * config.batch_size / member_rate / 60  # as `curve.cumulative_minutes`
             eval_metrics = compiled.evaluate(programs.evaluated_params(t.state), eval_images, t.keys["eval"], t.hyper)
             t.log.write(step, run.eval_split, eval_metrics, epoch=epoch + 1)
             faults.point("epoch_logged")

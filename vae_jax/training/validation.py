@@ -68,6 +68,11 @@ def validate_config(config) -> None:
         "decay per step and unit learning rate in [0, 1), e.g. 0 (none) or 3e-4.",
     )
     _require(
+        _finite(config.max_training_minutes) and config.max_training_minutes >= 0,
+        f"--config.max_training_minutes={config.max_training_minutes!r} is invalid: expected minutes >= 0 "
+        "(0: no budget), e.g. 60.",
+    )
+    _require(
         _finite(config.ema_decay) and 0 <= config.ema_decay < 1,
         f"--config.ema_decay={config.ema_decay!r} is invalid: expected 0 (no average) or a decay in (0, 1), e.g. "
         "0.999 or 0.9995.",
