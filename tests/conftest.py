@@ -3,6 +3,7 @@
 import gzip
 import importlib
 import os
+import subprocess
 
 import jax
 import numpy as np
@@ -82,3 +83,14 @@ def tiny_config(tmp_path):
         return config
 
     return make
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit status 2, one ``error:`` line on stderr that holds each of ``fragments``, no traceback."""
+    output = f"exit status {result.returncode}; stderr:\n{result.stderr[-3000:]}"
+    assert result.returncode == 2, output
+    assert "Traceback" not in result.stderr + result.stdout, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    for fragment in fragments:
+        assert fragment in errors[0], output

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import load_config
+from conftest import assert_user_error, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,17 +34,6 @@ def run_script(module: str, *args: str) -> subprocess.CompletedProcess:
 def assert_success(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """Exit status 2, one ``error:`` line on stderr that holds each of ``fragments``, no traceback."""
-    output = f"exit status {result.returncode}; stderr:\n{result.stderr[-3000:]}"
-    assert result.returncode == 2, output
-    assert "Traceback" not in result.stderr + result.stdout, output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    for fragment in fragments:
-        assert fragment in errors[0], output
 
 
 # ----------------------------------------------------------------------------- success

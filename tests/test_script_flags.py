@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_user_error
 
 from experiments import cli
 
@@ -83,13 +84,7 @@ def test_a_bad_flag_is_one_error_line_before_any_work(tmp_path, script, args, fr
         text=True,
         timeout=120,
     )
-    output = f"exit status {result.returncode}; stderr:\n{result.stderr[-3000:]}"
-    assert result.returncode == 2, output
-    assert "Traceback" not in result.stderr + result.stdout, output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    for fragment in fragments:
-        assert fragment.format(**paths) in errors[0], output
+    assert_user_error(result, *(fragment.format(**paths) for fragment in fragments))
     assert not os.path.exists(paths["missing"]) and os.listdir(paths["tmp"]) == [], "written before the check"
 
 
