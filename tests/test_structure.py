@@ -4,6 +4,7 @@ model kind is lives in `vae_jax/models/` alone (read from the source with `ast`,
 import ast
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -164,3 +165,17 @@ def test_losses_import_neither_flax_nor_optax():
 def test_every_sub_package_is_a_package(package):
     """setup.py's find_packages needs an __init__.py in each, or `pip install .` leaves it out."""
     assert os.path.isfile(os.path.join(REPO, "vae_jax", package, "__init__.py"))
+
+
+def test_the_readme_layout_table_names_every_library_file():
+    readme = open(os.path.join(REPO, "README.md")).read()
+    layout = readme.split("## Layout: where each idea of the lecture lives", 1)[1]
+    files = [
+        os.path.relpath(path, REPO)
+        for path in glob.glob(os.path.join(REPO, "vae_jax", "**", "*.py"), recursive=True)
+        if not path.endswith("__init__.py")
+    ]
+    missing = sorted(f for f in files if f"`{f}`" not in layout)
+    assert not missing, f"Library files the README's Layout table does not name: {missing}"
+    named = set(re.findall(r"`(vae_jax/[\w/]+\.py)`", layout))
+    assert not named - set(files), f"The Layout table names files that do not exist: {sorted(named - set(files))}"
