@@ -154,7 +154,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The decoder: the trained MLP, layer by layer (h = act(h W + b)), as vae_jax.models.Decoder.
+  // The decoder: the trained MLP, layer by layer (h = act(h W + b)), as vae_jax.models.layers.Decoder.
 
   const ACTIVATIONS = {
     relu: (x) => (x > 0 ? x : 0),
@@ -636,7 +636,7 @@
         const img = decoder.decode([a[0] + t * (bb[0] - a[0]), a[1] + t * (bb[1] - a[1])]);
         drawPixels(stripCtx, img, shape, k * cellW + (cellW - size) / 2, (strip.height - size) / 2, size, size);
       }
-      // The path's continuity, as metrics.continuity measures one path: the largest step's share
+      // The path's continuity, as latent_geometry.continuity measures one path: the largest step's share
       // of the change between the ends, and the output change per code-std of latent movement.
       const outs = [];
       for (let k = 0; k <= PATH_STEPS; k++) {
