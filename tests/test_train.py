@@ -110,7 +110,11 @@ def test_dynamic_binarization_feeds_binary_batches(dynamic, tiny_config):
     config = tiny_config("vae")
     fns = registry.build(config, (8, 8, 1))
     seen = []
-    spy = fns._replace(per_example_metrics=lambda p, x, k, h: seen.append(x) or fns.per_example_metrics(p, x, k, h))
+    spy = fns._replace(
+        per_example_metrics=lambda p, x, k, h, **options: (
+            seen.append(x) or fns.per_example_metrics(p, x, k, h, **options)
+        )
+    )
     keys = programs.run_keys(0)
     state = programs.create_train_state(fns, config, 10, keys["init"], 0)
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
@@ -130,7 +134,9 @@ def test_kl_warmup_weights_rise_linearly(traced, tiny_config):
     fns = registry.build(config, (8, 8, 1))
     weights = []
     spy = fns._replace(
-        per_example_metrics=lambda p, x, k, h: weights.append(h.kl_weight) or fns.per_example_metrics(p, x, k, h)
+        per_example_metrics=lambda p, x, k, h, **options: (
+            weights.append(h.kl_weight) or fns.per_example_metrics(p, x, k, h, **options)
+        )
     )
     keys = programs.run_keys(0)
     state = programs.create_train_state(fns, config, 10, keys["init"], 4)
