@@ -396,7 +396,7 @@ def fns(model: LadderVAE, config) -> interface.ModelFns:
             kls = [jnp.mean(kl, axis=0) for kl in kls]
         else:
             terms = kls
-            if not (isinstance(hyper.free_bits, (int, float)) and hyper.free_bits == 0):  # traced: always
+            if not interface.is_zero(hyper.free_bits):  # traced: always
                 terms = [kl_with_free_bits(*t, hyper.free_bits) for t in zip(kls, per_dimension, widths)]
             loss = -losses.elbo(log_px, sum(terms), beta=hyper.beta * hyper.kl_weight)
         kl = sum(kls)

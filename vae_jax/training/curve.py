@@ -11,12 +11,12 @@ ELBO for likelihood models, `selection.criterion`), an upper bound of the valida
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
 from vae_jax import config as config_lib
 from vae_jax.training import selection
+from vae_jax.training import workdir as workdir_lib
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -32,18 +32,8 @@ class CurvePoint:
 
 
 def read_records(workdir: str) -> list[dict]:
-    """The records of ``workdir/metrics.jsonl`` (a partial last line is skipped); [] if none."""
-    path = os.path.join(workdir, METRICS_FILE)
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
+    """The complete records of ``workdir/metrics.jsonl`` (`workdir.read_records`); [] if none."""
+    return workdir_lib.read_records(os.path.join(workdir, METRICS_FILE))
 
 
 def cumulative_minutes(records: list[dict], batch_size: int) -> dict[int, tuple[int, float]]:

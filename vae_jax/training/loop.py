@@ -129,8 +129,8 @@ class _Training:
         """The selection record, the training minutes and whether the member has stopped (early
         stopping, or its time budget), from ``metrics.jsonl`` up to the restored step."""
         config = self.member.config
-        self.best = selection.BestEpoch.from_log(self.log.path, self.step, config.early_stopping_patience)
-        records = curve.read_records(self.member.workdir)
+        records = workdir_lib.read_records(self.log.path)  # read once for both
+        self.best = selection.BestEpoch.from_records(records, self.step, config.early_stopping_patience)
         self.minutes = curve.training_minutes(records, config.batch_size, self.step)
         self.stopped = (select and self.best.should_stop(self.step // steps_per_epoch)) or self.out_of_time()
 
@@ -304,14 +304,14 @@ def _open_members(run: _Run, members: Sequence[Member]) -> list[_Training]:
     return trainings
 
 
-def _log_setup(run: _Run, trainings: list[_Training], fns, execution: str) -> None:
+def _log_setup(run: _Run, trainings: list[_Training], fns, num_parameters: int, execution: str) -> None:
     """One line on the model and the steps, one on where the training images live, one on the members."""
     config, mesh = run.config, run.mesh
     logging.info(
         "Model %s with %d parameters; %d steps of %d examples per epoch, %d per device on %d device(s) "
         "of %d process(es).",
         fns.label,
-        sum(leaf.size for leaf in jax.tree.leaves(trainings[0].state.params)),
+        num_parameters,
         run.steps_per_epoch,
         config.batch_size,
         config.batch_size // mesh.size,
@@ -424,7 +424,7 @@ def train_members(
             execution,
             mesh,
         )
-        _log_setup(run, trainings, compiled.fns, execution)
+        _log_setup(run, trainings, compiled.fns, num_parameters, execution)
         try:
             # Restore, then the epochs (unless every member is complete and evaluated).
             _check_space(trainings)

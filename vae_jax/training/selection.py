@@ -15,9 +15,9 @@ The record is derived, not stored: a resumed run rebuilds it from the ``valid`` 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
+
+from vae_jax.training import workdir as workdir_lib
 
 CHECKPOINT_DIR = "best_checkpoints"
 MODES = ("last", "valid")
@@ -56,17 +56,16 @@ class BestEpoch:
         return self.patience > 0 and epoch - self.epoch >= self.patience
 
     @classmethod
-    def from_log(cls, path: str, last_step: int, patience: int) -> "BestEpoch":
-        """The record of the ``valid`` lines of ``metrics.jsonl`` at ``path`` up to ``last_step``."""
+    def from_records(cls, records: list[dict], last_step: int, patience: int) -> "BestEpoch":
+        """The record of the ``valid`` records of a ``metrics.jsonl`` (`workdir.read_records`) up
+        to ``last_step``."""
         best = cls(patience)
-        if not os.path.exists(path):
-            return best
-        with open(path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if record.get("split") == "valid" and record.get("step", math.inf) <= last_step:
-                    best.update(int(record["epoch"]), record)
+        for record in records:
+            if record["split"] == "valid" and record["step"] <= last_step:
+                best.update(int(record["epoch"]), record)
         return best
+
+    @classmethod
+    def from_log(cls, path: str, last_step: int, patience: int) -> "BestEpoch":
+        """`from_records` of the ``metrics.jsonl`` at ``path``."""
+        return cls.from_records(workdir_lib.read_records(path), last_step, patience)
