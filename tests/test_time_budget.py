@@ -55,3 +55,16 @@ def test_a_negative_budget_is_refused():
     config.max_training_minutes = -1.0
     with pytest.raises(ConfigError, match="--config.max_training_minutes=-1.0 is invalid"):
         validation.validate_config(config)
+
+
+def test_a_larger_budget_resumes_the_stopped_run(tiny_config, tmp_path):
+    """The budget may change between a run and its resumption (as the GPU recipe's reruns do):
+    a larger one continues the stopped run instead of refusing the workdir."""
+    config = tiny_config("vae_binarized_mnist")
+    config.num_epochs, config.max_training_minutes = 6, 1e-6  # stops after its first epoch
+    workdir = str(tmp_path / "run")
+    run.train_and_evaluate(config, workdir)
+    assert len([r for r in curve.read_records(workdir) if r["split"] == "train"]) == 1
+    config.max_training_minutes = 1000.0
+    run.train_and_evaluate(config, workdir)
+    assert len([r for r in curve.read_records(workdir) if r["split"] == "train"]) == 6

@@ -84,9 +84,9 @@ import os
 import zlib
 
 import numpy as np
-from vae_jax.data.image_ops import ImageOptions, transform
 
 from vae_jax.data import image_arrays, image_folder, tfds_images
+from vae_jax.data.image_ops import ImageOptions, transform
 from vae_jax.errors import DataError
 
 __all__ = [

@@ -33,8 +33,8 @@ import os
 import zipfile
 
 import numpy as np
-from vae_jax.data.image_ops import ImageOptions, transform, unit_images
 
+from vae_jax.data.image_ops import ImageOptions, transform, unit_images
 from vae_jax.errors import DataError
 
 # Split -> the names its images may have, and the names of its labels.

@@ -34,8 +34,8 @@ import os
 
 import numpy as np
 from PIL import Image
-from vae_jax.data.image_ops import ImageOptions, to_unit, transform, workers
 
+from vae_jax.data.image_ops import ImageOptions, to_unit, transform, workers
 from vae_jax.errors import DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")

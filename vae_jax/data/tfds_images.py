@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from vae_jax.data.image_ops import ImageOptions, transform
 
+from vae_jax.data.image_ops import ImageOptions, transform
 from vae_jax.errors import DataError
 
 # tensorflow-datasets split -> our split.

@@ -47,6 +47,7 @@ RESUMABLE_KEYS = (
     "data.download",
     "nonfinite",
     "early_stopping_patience",
+    "max_training_minutes",
 )
 # What a run writes to its workdir (besides config.json); `--config.overwrite=True` moves
 # these, and config.json, to ``workdir/previous-<time>/`` before a run of another config.
